@@ -1,0 +1,188 @@
+"""Check 3 (part 2): activation and gradient statistics of the untrained 20-layer ReLU net, judged against the
+analytic expectation, and the student's weights matched to the init they actually implement.
+
+With zero biases and ReLU, a Linear layer with fan_in n and weight variance v maps E[h^2] to E[z^2] = n v E[h^2],
+and ReLU halves it: the RMS of the pre-activations grows by sqrt(n v / 2) per layer (x7.07 for N(0, 1) at n = 100,
+x0.707 for Glorot, x1 for He). Backwards, the gradient's RMS grows by sqrt(n_out v / 2) per layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from grader.assignment import Assignment
+from grader.checks.base import bad_reply_failure, item, not_run, run_failure, scored
+from grader.result import CheckResult, Item, Series
+from grader.session import BadReply, Run, Session
+
+ID, TITLE = "activation_stats", "Part 2: activation statistics of a deep net"
+INITS = ("normal", "xavier", "kaiming")
+INIT_NAMES = {"normal": "N(0, 1)", "xavier": "Glorot (Xavier)", "kaiming": "He (Kaiming)"}
+
+# Weight std of well-known inits (and of common mistakes) as a function of (fan_in, fan_out).
+CANDIDATES: dict[str, tuple[str, object]] = {
+    "normal": ("N(0, 1)", lambda i, o: 1.0),
+    "xavier": ("Glorot: var = 2 / (fan_in + fan_out)", lambda i, o: math.sqrt(2 / (i + o))),
+    "kaiming": ("He: var = 2 / fan_in", lambda i, o: math.sqrt(2 / i)),
+    "kaiming_fan_out": ("He with fan_out instead of fan_in: var = 2 / fan_out", lambda i, o: math.sqrt(2 / o)),
+    "lecun": ("LeCun instead of He: var = 1 / fan_in (missing the factor 2 for ReLU)", lambda i, o: math.sqrt(1 / i)),
+    "kaiming_variance_as_std": ("He's variance used as the std: std = 2 / fan_in", lambda i, o: 2 / i),
+    "xavier_variance_as_std": ("Glorot's variance used as the std: std = 2 / (fan_in + fan_out)",
+                               lambda i, o: 2 / (i + o)),
+    "torch_default": ("PyTorch's default Linear init (kaiming_uniform_ with a = sqrt(5)): var = 1 / (3 fan_in)",
+                      lambda i, o: math.sqrt(1 / (3 * i))),
+}
+HINT = (
+    "Set each Linear layer's weights yourself with std = sqrt(variance): N(0, 1) uses std 1; Glorot uses "
+    "var = 2 / (fan_in + fan_out); He uses var = 2 / fan_in, where fan_in = layer.in_features. Remember that "
+    "nn.init.normal_(w, mean, std) takes the standard deviation, not the variance, and set the biases to 0."
+)
+
+
+def expected_variance(init: str, fan_in: int, fan_out: int) -> float:
+    return {"normal": 1.0, "xavier": 2 / (fan_in + fan_out), "kaiming": 2 / fan_in}[init]
+
+
+def identify(shapes: list[tuple[int, int]], stds: list[float]) -> tuple[str, float]:
+    """The known init whose per-layer std is closest in the worst layer (in log ratio), and that distance."""
+    def distance(fn: object) -> float:
+        return max(abs(math.log(max(s, 1e-30) / fn(i, o))) for (o, i), s in zip(shapes, stds, strict=True))  # type: ignore[operator]
+
+    best = min(CANDIDATES, key=lambda k: distance(CANDIDATES[k][1]))
+    return best, distance(CANDIDATES[best][1])
+
+
+def slope(values: list[float]) -> float:
+    """Least-squares slope of `values` against their index."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    xs = torch.arange(n, dtype=torch.float64)
+    ys = torch.tensor(values, dtype=torch.float64)
+    xc = xs - xs.mean()
+    return float((xc * (ys - ys.mean())).sum() / (xc * xc).sum())
+
+
+def rms(t: torch.Tensor) -> float:
+    return float(t.pow(2).mean().sqrt())
+
+
+def analyse(run: Run, init: str, x: torch.Tensor, cotangent: torch.Tensor) -> dict:
+    n = x.shape[0]
+    layers = 0
+    while run.has(f"{init}.z{layers}"):
+        layers += 1
+    if layers < 3:
+        raise BadReply(f"deep_model('{init}') ran {layers} Linear layers; the lab asks for 20")
+    z = [run.tensor(f"{init}.z{k}", (n, None), finite=False) for k in range(layers)]
+    dz = [run.tensor(f"{init}.dz{k}", tuple(z[k].shape), finite=False) for k in range(layers)]
+    w = [run.tensor(f"{init}.w{k}", (z[k].shape[1], None)) for k in range(layers)]
+    biases = [run.tensor(f"{init}.b{k}") for k in range(layers) if run.has(f"{init}.b{k}")]
+    if tuple(z[-1].shape) != (n, 2):
+        raise BadReply(f"deep_model('{init}') must output 2 logits per point")
+    shapes = [(wk.shape[0], wk.shape[1]) for wk in w]  # (fan_out, fan_in)
+    # Forward expectation: E[z_1^2] = v_1 * sum_j E[x_j^2]; E[z_k^2] = n_k v_k E[z_{k-1}^2] / 2.
+    exp_sq: list[float] = []
+    for k, (fan_out, fan_in) in enumerate(shapes):
+        v = expected_variance(init, fan_in, fan_out)
+        exp_sq.append(v * float(x.pow(2).sum(1).mean()) if k == 0 else fan_in * v * exp_sq[-1] / 2)
+    exp_fwd = [math.sqrt(s) for s in exp_sq]
+    # Backward expectation: the last gradient is the cotangent; E[dz_k^2] = n_out(k+1) v_(k+1) E[dz_(k+1)^2] / 2.
+    exp_bwd = [0.0] * layers
+    exp_bwd[-1] = rms(cotangent)
+    for k in range(layers - 2, -1, -1):
+        fan_out, fan_in = shapes[k + 1]
+        exp_bwd[k] = math.sqrt(fan_out * expected_variance(init, fan_in, fan_out) * exp_bwd[k + 1] ** 2 / 2)
+    fwd = [rms(t) for t in z]
+    bwd = [rms(t) for t in dz]
+    stds = [float(t.std()) for t in w]
+    name, distance = identify(shapes, stds)
+    return {
+        "layers": layers,
+        "abs_mean": [float(t.abs().mean()) for t in z],
+        "abs_std": [float(t.abs().std()) for t in z],
+        "rms": fwd,
+        "expected_rms": exp_fwd,
+        "grad_abs_mean": [float(t.abs().mean()) for t in dz],
+        "grad_abs_std": [float(t.abs().std()) for t in dz],
+        "grad_rms": bwd,
+        "expected_grad_rms": exp_bwd,
+        "weight_std": stds,
+        "weight_shapes": shapes,
+        "identified_init": name if distance <= 0.2 else None,
+        "max_abs_bias": max((float(b.abs().max()) for b in biases), default=0.0),
+    }
+
+
+def _log_ratio(a: float, b: float) -> float:
+    if not (math.isfinite(a) and math.isfinite(b)) or a <= 0 or b <= 0:
+        return math.inf
+    return math.log(a / b)
+
+
+def judge(stats: dict, a: Assignment) -> list[str]:
+    """Problems with the measured statistics (empty: matches the analytic expectation)."""
+    tol_layer, tol_growth = a.deep.layer_tolerance, a.deep.growth_tolerance
+    fwd, exp, bwd, exp_b = stats["rms"], stats["expected_rms"], stats["grad_rms"], stats["expected_grad_rms"]
+    problems = []
+    first = _log_ratio(fwd[0], exp[0])
+    if abs(first) > tol_layer:
+        problems.append(f"the first layer's output RMS is {fwd[0]:.3g}, expected about {exp[0]:.3g}")
+    middle = [_log_ratio(f, e) for f, e in zip(fwd[1:-1], exp[1:-1], strict=True)]
+    growth = slope(middle) if all(map(math.isfinite, middle)) else math.inf
+    if abs(growth) > tol_growth:
+        measured = math.exp(slope([math.log(max(f, 1e-300)) for f in fwd[1:-1]]))
+        expected = math.exp(slope([math.log(e) for e in exp[1:-1]]))
+        problems.append(f"activations grow by x{measured:.3g} per layer, expected x{expected:.3g}")
+    last = _log_ratio(fwd[-1], fwd[-2]) - _log_ratio(exp[-1], exp[-2])
+    if abs(last) > tol_layer:
+        problems.append(f"the output layer scales its input by x{fwd[-1] / max(fwd[-2], 1e-300):.3g}, "
+                        f"expected x{exp[-1] / exp[-2]:.3g}")
+    grad = [_log_ratio(b, e) for b, e in zip(bwd[1:-1], exp_b[1:-1], strict=True)]
+    if not all(map(math.isfinite, grad)) or abs(slope(grad)) > tol_growth:
+        problems.append("gradients do not grow or shrink through the layers as the expectation says")
+    return problems
+
+
+def check(session: Session, a: Assignment) -> CheckResult:
+    run = session.run("deep")
+    failure = run_failure(run, "deep_model(init)")
+    if failure is not None:
+        return not_run(ID, TITLE, a.max_points(ID), failure, "deep_model(init)")
+    assert run is not None
+    items: list[Item] = []
+    metrics: dict = {}
+    series: list[Series] = []
+    for init in INITS:
+        try:
+            stats = analyse(run, init, session.deep_x.double(), session.deep_cotangent.double())
+        except BadReply as e:
+            items.append(item(a, ID, init, INIT_NAMES[init], False, f"deep_model('{init}'): {bad_reply_failure(e).message}"))
+            continue
+        metrics[init] = stats
+        depth = list(range(1, stats["layers"] + 1))
+        for key in ("abs_mean", "abs_std", "rms", "expected_rms", "grad_abs_mean", "grad_abs_std", "grad_rms",
+                    "expected_grad_rms"):
+            series.append(Series(name=f"{init}.{key}", x=depth, y=stats[key]))
+        problems = judge(stats, a)
+        items.append(item(a, ID, init, INIT_NAMES[init], not problems, _detail(init, stats, problems)))
+    return scored(ID, TITLE, items, hint=HINT, metrics=metrics, series=series,
+                  passed_message="All three inits scale activations and gradients as the analytic expectation says.")
+
+
+def _detail(init: str, stats: dict, problems: list[str]) -> str:
+    found = stats["identified_init"]
+    if not problems:
+        return f"deep_model('{init}') matches the expectation over {stats['layers']} layers."
+    said = "; ".join(problems)
+    if found is None:
+        named = "Its weights match no init the grader knows (std per layer: " + ", ".join(
+            f"{s:.3g}" for s in stats["weight_std"][:3]) + ", ...)."
+    elif found == init:
+        named = "Its weight std matches the formula, so look at the forward pass (ReLU after every hidden layer?)."
+    else:
+        named = f"Its weights look like {CANDIDATES[found][0]}."
+    bias = (f" Biases should be 0 (largest is {stats['max_abs_bias']:.3g})." if stats["max_abs_bias"] > 0 else "")
+    return f"deep_model('{init}') should use {CANDIDATES[init][0]}, but {said}. {named}{bias}"

@@ -1,0 +1,83 @@
+"""What every check shares: turning scored items into a CheckResult, and reporting runs that failed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from grader.assignment import Assignment
+from grader.result import CheckResult, Failure, Item, Series
+from grader.session import BadReply, Run, Session
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str
+    title: str
+    needs: tuple[str, ...]  # contract names without which the check cannot run
+    fn: Callable[[Session, Assignment], CheckResult]
+
+
+def item(a: Assignment, check_id: str, item_id: str, title: str, passed: bool, detail: str) -> Item:
+    max_points = float(a.points.get(check_id, {}).get(item_id, 0.0))
+    return Item(id=item_id, title=title, passed=passed, points=max_points if passed else 0.0,
+                max_points=max_points, detail=detail)
+
+
+def scored(
+    check_id: str,
+    title: str,
+    items: list[Item],
+    *,
+    passed_message: str,
+    hint: str | None = None,
+    metrics: dict | None = None,
+    series: list[Series] | None = None,
+) -> CheckResult:
+    """Score = sum of the items' points; a check fails when any scored item fails, and its message lists
+    the failed items' details (each says what was measured and what to change)."""
+    failed = [i for i in items if not i.passed and i.max_points > 0]
+    message = passed_message if not failed else " ".join(i.detail for i in failed)
+    return CheckResult(
+        id=check_id, title=title, status="failed" if failed else "passed",
+        score=sum(i.points for i in items), max_score=sum(i.max_points for i in items),
+        message=message, hint=hint if failed else None, items=items,
+        metrics=metrics or {}, series=series or [],
+    )  # fmt: skip
+
+
+def not_run(check_id: str, title: str, max_score: float, failure: Failure, what: str) -> CheckResult:
+    """The student's code failed before the check could measure anything: zero points and the reason."""
+    status = "failed" if failure.kind in ("missing_name", "contract") else "error"
+    return CheckResult(
+        id=check_id, title=title, status=status, score=0.0, max_score=max_score,
+        message=f"{what} could not be run: {failure.message}", failure=failure,
+    )  # fmt: skip
+
+
+def run_failure(run: Run | None, needs: str) -> Failure | None:
+    if run is None:
+        return Failure(kind="missing_name", message=f"Your file does not define {needs}; add it (see docs/students.md).")
+    if run.failure is not None:
+        f = run.failure
+        return Failure(kind=f.kind, message=f.message, traceback=f.traceback)
+    return None
+
+
+def bad_reply_failure(e: BadReply) -> Failure:
+    return Failure(kind="invalid_reply", message=f"The sandbox returned unusable data: {e}. Check that your model "
+                   "returns finite float logits of the documented shape.")
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean cross-entropy in float64 on the trusted side; inf when the logits are not finite."""
+    if not torch.isfinite(logits).all():
+        return float("inf")
+    return float(F.cross_entropy(logits.double(), labels))
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((logits.argmax(-1) == labels).double().mean())

@@ -1,0 +1,179 @@
+"""Check 4 (part 3): dropout measured from the model's behaviour, and the regularization it buys.
+
+The sandbox returns, for a probe batch, every Linear layer's input and output in two eval-mode and two
+train-mode passes. Here, for Linear k: its input should equal relu(output of Linear k-1) (the image itself for
+k = 0) in eval mode; in train mode the fraction of those values that are zeroed is the dropout rate, and the kept
+values must be scaled by 1 / (1 - p) (inverted dropout), so that eval mode needs no rescaling.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from grader.assignment import Assignment
+from grader.checks.base import accuracy, bad_reply_failure, cross_entropy, item, not_run, run_failure, scored
+from grader.result import CheckResult, Item, Series
+from grader.session import BadReply, Run, Session
+
+ID, TITLE = "dropout", "Part 3: dropout"
+HINT = (
+    "Use nn.Dropout(0.2) before the first Linear layer and nn.Dropout(0.5) after each hidden ReLU, inside the "
+    "model (e.g. in an nn.Sequential), and only when dropout=True. nn.Dropout is active in model.train() and "
+    "off in model.eval(); if you call F.dropout yourself, pass training=self.training."
+)
+
+
+def layer_io(run: Run, mode: str, probe: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    ins, outs = [], []
+    k = 0
+    while run.has(f"probe.{mode}.in{k}"):
+        ins.append(run.tensor(f"probe.{mode}.in{k}", (probe.shape[0], None)))
+        outs.append(run.tensor(f"probe.{mode}.out{k}", (probe.shape[0], None)))
+        k += 1
+    if len(ins) < 2:
+        raise BadReply("mnist_model must be built from nn.Linear layers (784 -> 800 -> 800 -> 10)")
+    return ins, outs
+
+
+def sources(ins: list[torch.Tensor], outs: list[torch.Tensor], probe: torch.Tensor) -> list[torch.Tensor]:
+    """What each Linear layer's input would be without dropout: the image, then relu of the previous output."""
+    return [probe] + [torch.relu(o) for o in outs[:-1]]
+
+
+def measure(ins: list[torch.Tensor], srcs: list[torch.Tensor]) -> list[dict]:
+    """Per Linear layer: the fraction of non-zero would-be inputs that arrive as 0, and the scale of the rest."""
+    rates = []
+    for x, s in zip(ins, srcs, strict=True):
+        if x.shape != s.shape:
+            rates.append({"rate": float("nan"), "scale": float("nan"), "shape_mismatch": True})
+            continue
+        live = s.abs() > 1e-6
+        dropped = live & (x == 0)
+        kept = live & (x != 0)
+        rate = float(dropped.sum() / live.sum().clamp(min=1))
+        scale = float((x[kept] / s[kept]).median()) if kept.any() else float("nan")
+        rates.append({"rate": rate, "scale": scale, "shape_mismatch": False})
+    return rates
+
+
+def _passes_equal(run: Run, a: str, b: str, n: int) -> bool:
+    return bool(torch.equal(run.tensor(f"probe.{a}.logits", (n, 10)), run.tensor(f"probe.{b}.logits", (n, 10))))
+
+
+def _no_dropout(ins: list[torch.Tensor], srcs: list[torch.Tensor]) -> bool:
+    return all(x.shape == s.shape and torch.allclose(x, s, rtol=1e-4, atol=1e-5) for x, s in zip(ins, srcs, strict=True))
+
+
+def _rate_item(a: Assignment, item_id: str, title: str, measured: list[dict], expected: float, where: str) -> Item:
+    m = a.mnist
+    bad = [r for r in measured if r["shape_mismatch"] or not abs(r["rate"] - expected) <= m.rate_tolerance]
+    unscaled = [r for r in measured if not bad and not abs(r["scale"] * (1 - expected) - 1) <= 0.02]
+    shown = ", ".join(f"{r['rate']:.1%}" for r in measured)
+    if bad:
+        return item(a, ID, item_id, title, False,
+                    f"In train mode {where} dropped {shown} of the values; the lab asks for {expected:.0%}.")
+    if unscaled:
+        return item(a, ID, item_id, title, False,
+                    f"Dropout on {where} drops {shown} in train mode but scales the kept values by "
+                    f"x{unscaled[0]['scale']:.3g} instead of x{1 / (1 - expected):.3g} (inverted dropout: divide by "
+                    "1 - p in training, so eval mode needs no rescaling).")
+    return item(a, ID, item_id, title, True, f"Dropout on {where} drops {shown} in train mode, scaled by 1/(1-p).")
+
+
+def implementation_items(a: Assignment, drop: Run, plain: Run, probe: torch.Tensor) -> tuple[list[Item], dict]:
+    n = probe.shape[0]
+    ins_e, outs_e = layer_io(drop, "eval0", probe)
+    eval_ok = _passes_equal(drop, "eval0", "eval1", n) and _no_dropout(ins_e, sources(ins_e, outs_e, probe))
+    items = [item(a, ID, "eval_mode", "Dropout off in eval mode", eval_ok,
+                  "In eval mode mnist_model(True) is deterministic and drops nothing." if eval_ok else
+                  "In eval mode mnist_model(True) still drops or rescales values (two eval passes differ, or a "
+                  "layer's input is not the previous ReLU output). Dropout must be off after model.eval().")]
+    ins_p, outs_p = layer_io(plain, "train0", probe)
+    plain_ok = _passes_equal(plain, "train0", "train1", n) and _no_dropout(ins_p, sources(ins_p, outs_p, probe))
+    items.append(item(a, ID, "no_dropout_variant", "mnist_model(False) has no dropout", plain_ok,
+                      "mnist_model(False) drops nothing, even in train mode." if plain_ok else
+                      "mnist_model(False) still drops values in train mode; build it without dropout."))
+    measured: list[dict] = []
+    for mode in ("train0", "train1"):
+        ins, outs = layer_io(drop, mode, probe)
+        rates = measure(ins, sources(ins, outs, probe))
+        measured = rates if not measured else [
+            {k: (r[k] + q[k]) / 2 if k != "shape_mismatch" else r[k] or q[k] for k in r}
+            for r, q in zip(measured, rates, strict=True)]
+    stochastic = not _passes_equal(drop, "train0", "train1", n)
+    m = a.mnist
+    items.append(_rate_item(a, "input_rate", "20% dropout on the input", measured[:1], m.input_rate, "the input"))
+    hidden = _rate_item(a, "hidden_rate", "50% dropout after each hidden layer", measured[1:], m.hidden_rate,
+                        "the hidden layers")
+    if not stochastic and hidden.passed:
+        hidden = hidden.model_copy(update={"passed": False, "points": 0.0,
+                                           "detail": "Two train-mode passes gave identical outputs: no dropout."})
+    items.append(hidden)
+    return items, {"measured_rates": measured, "train_mode_stochastic": stochastic}
+
+
+def training_summary(run: Run, session: Session) -> dict:
+    d = session.mnist_data
+    assert d is not None
+    train = run.tensor("train_logits", (None, len(d.y_train), 10), finite=False)
+    val = run.tensor("val_logits", (train.shape[0], len(d.y_val), 10), finite=False)
+    curves = {
+        "train_loss": [cross_entropy(t, d.y_train) for t in train],
+        "val_loss": [cross_entropy(v, d.y_val) for v in val],
+        "train_error": [100 * (1 - accuracy(t, d.y_train)) for t in train],
+        "val_error": [100 * (1 - accuracy(v, d.y_val)) for v in val],
+    }
+    final = {k: v[-1] for k, v in curves.items()}
+    return {"curves": curves, **final, "gap": final["val_loss"] - final["train_loss"]}
+
+
+def mc_ensemble(run: Run, session: Session) -> dict:
+    """Validation error of the average of the first K train-mode passes' logits, for every K, against the
+    eval-mode (weight-scaled) model on the same images."""
+    d = session.mnist_data
+    assert d is not None
+    n = min(session.assignment.mnist.mc_subset, len(d.y_val))
+    mc = run.tensor("mc_logits", (None, n, 10))
+    labels = d.y_val[:n]
+    means = mc.cumsum(0) / torch.arange(1, mc.shape[0] + 1, dtype=torch.float64)[:, None, None]
+    errors = [100 * (1 - accuracy(m, labels)) for m in means]
+    eval_logits = run.tensor("val_logits", (None, len(d.y_val), 10))[-1, :n]
+    return {"k": list(range(1, len(errors) + 1)), "error": errors, "eval_error": 100 * (1 - accuracy(eval_logits, labels)),
+            "images": n}
+
+
+def check(session: Session, a: Assignment) -> CheckResult:
+    drop, plain = session.run("mnist_dropout"), session.run("mnist_plain")
+    for run, what in ((drop, "mnist_model(True)"), (plain, "mnist_model(False)")):
+        failure = run_failure(run, "mnist_model(dropout)")
+        if failure is not None:
+            return not_run(ID, TITLE, a.max_points(ID), failure, what)
+    assert drop is not None and plain is not None and session.mnist_data is not None
+    probe = session.mnist_data.x_val[: a.mnist.probe_size].double()
+    try:
+        items, metrics = implementation_items(a, drop, plain, probe)
+        with_dropout, without = training_summary(drop, session), training_summary(plain, session)
+        metrics["mc"] = mc_ensemble(drop, session)
+    except BadReply as e:
+        return not_run(ID, TITLE, a.max_points(ID), bad_reply_failure(e), "mnist_model")
+    metrics["with_dropout"], metrics["without_dropout"] = with_dropout, without
+    learned = with_dropout["val_error"] < 50.0
+    regularizes = learned and with_dropout["gap"] < without["gap"]
+    detail = (f"Generalization gap (validation - training loss): {with_dropout['gap']:.3f} with dropout, "
+              f"{without['gap']:.3f} without.")
+    if not learned:
+        detail += f" The dropout model did not learn (validation error {with_dropout['val_error']:.1f}%)."
+    elif not regularizes:
+        detail += " Dropout should shrink the gap; check the rates and where the dropout layers sit."
+    items.append(item(a, ID, "regularization", "Dropout shrinks the generalization gap", regularizes, detail))
+    mc = metrics["mc"]
+    items.append(Item(id="mc_ensemble", title="MC-dropout ensemble", passed=True, points=0.0, max_points=0.0,
+                      detail=f"Averaging {mc['k'][-1]} train-mode passes gives {mc['error'][-1]:.2f}% validation "
+                             f"error on {mc['images']} images; the eval-mode model gives {mc['eval_error']:.2f}%."))
+    epochs = list(range(len(with_dropout["curves"]["train_loss"])))
+    series = [Series(name=f"{variant}.{k}", x=epochs, y=v)
+              for variant, s in (("with_dropout", with_dropout), ("without_dropout", without))
+              for k, v in s["curves"].items()]
+    series.append(Series(name="mc.error", x=mc["k"], y=mc["error"], meta={"eval_error": mc["eval_error"]}))
+    return scored(ID, TITLE, items, hint=HINT, metrics=metrics, series=series,
+                  passed_message="Dropout acts at the asked rates in training only, and it shrinks the gap.")

@@ -1,0 +1,85 @@
+"""Check 5 (makemore E01): every weight must receive gradient in the first steps, and no two hidden units may
+start as exact copies of each other (then they get the same gradient forever: symmetry is never broken)."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from grader.assignment import Assignment
+from grader.checks.base import bad_reply_failure, item, not_run, run_failure, scored
+from grader.result import CheckResult, Item
+from grader.session import BadReply, Run, Session
+
+ID, TITLE = "init_sanity", "Initialization sanity (makemore E01)"
+GROUPS = {"circle": "circle_model", "deep": "deep_model", "mnist": "mnist_model"}
+HINT = (
+    "Draw weights at random (e.g. nn.init.normal_ or the Kaiming/Glorot formulas); constant or all-zero weights "
+    "make every unit of a layer compute the same thing, and with all-zero weights no gradient reaches any weight: "
+    "only the output bias learns."
+)
+_NAME = re.compile(r"^[A-Za-z0-9_.]{1,200}$")
+
+
+def duplicate_units(weight: torch.Tensor, bias: torch.Tensor | None) -> int:
+    """How many units (rows) have an exact copy elsewhere in the layer, counting incoming weights and bias."""
+    rows = weight if bias is None else torch.cat([weight, bias[:, None]], dim=1)
+    _, inverse, counts = torch.unique(rows, dim=0, return_inverse=True, return_counts=True)
+    return int((counts[inverse] > 1).sum())
+
+
+def model_problems(run: Run, index: int, label: str) -> tuple[list[str], dict]:
+    names = run.reply.meta.get(f"m{index}", {}).get("names")
+    if not isinstance(names, list) or not all(isinstance(n, str) and _NAME.match(n) for n in names):
+        raise BadReply(f"no valid parameter names for {label}")
+    init = {n: run.tensor(f"m{index}.init.{n}") for n in names}
+    final = {n: run.tensor(f"m{index}.final.{n}", tuple(init[n].shape), finite=False) for n in names}
+    moved = {n: not torch.equal(init[n], final[n]) for n in names}
+    weights = [n for n in names if init[n].ndim == 2]
+    frozen = [n for n in weights if not moved[n]]
+    problems = []
+    if frozen:
+        learning = [n for n in names if moved[n]]
+        problems.append(
+            f"{label}: {', '.join(frozen)} received no gradient in the first steps"
+            + (f" (only {', '.join(learning)} changed)." if learning else " (no parameter changed at all).")
+        )
+    copies = {}
+    for n in weights[:-1]:  # hidden layers; output units are told apart by their targets
+        bias_name = n.removesuffix("weight") + "bias"
+        copies[n] = duplicate_units(init[n], init.get(bias_name))
+    copied = {n: c for n, c in copies.items() if c}
+    if copied:
+        problems.append(f"{label}: hidden units start as exact copies ("
+                        + ", ".join(f"{c} of {init[n].shape[0]} units in {n}" for n, c in copied.items())
+                        + "), so they stay identical: no symmetry breaking.")
+    return problems, {"frozen": frozen, "duplicate_units": copies, "moved": moved}
+
+
+def check(session: Session, a: Assignment) -> CheckResult:
+    run = session.run("sanity")
+    failure = run_failure(run, "circle_model, deep_model or mnist_model")
+    if failure is not None:
+        return not_run(ID, TITLE, a.max_points(ID), failure, "Building your models")
+    assert run is not None
+    models = run.params["models"]
+    items: list[Item] = []
+    metrics: dict = {}
+    for group, factory in GROUPS.items():
+        indexes = [i for i, m in enumerate(models) if m["factory"] == factory]
+        if not indexes:
+            items.append(item(a, ID, group, factory, False, f"{factory} is missing, so it could not be checked."))
+            continue
+        problems: list[str] = []
+        try:
+            for i in indexes:
+                label = f"{factory}({', '.join(repr(x) for x in models[i]['args'])})"
+                found, metrics[label] = model_problems(run, i, label)
+                problems += found
+        except BadReply as e:
+            problems.append(bad_reply_failure(e).message)
+        items.append(item(a, ID, group, factory, not problems,
+                          " ".join(problems) or f"Every weight of {factory} learns and no hidden units are copies."))
+    return scored(ID, TITLE, items, hint=HINT, metrics=metrics,
+                  passed_message="Every weight receives gradient and every hidden unit starts different.")

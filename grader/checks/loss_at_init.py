@@ -1,0 +1,118 @@
+"""Check 1: the loss at initialization against -log(1/n_classes) for every classifier the student submits.
+
+Scored where the student chose the init (circle_model(None)); reported where the lab prescribes it."""
+
+from __future__ import annotations
+
+from grader.assignment import Assignment
+from grader.checks.base import bad_reply_failure, cross_entropy, item, not_run, run_failure, scored
+from grader.checks.circle import CircleRun, analyse, median
+from grader.result import CheckResult, Item, Series
+from grader.session import BadReply, Session, chance_loss
+
+ID, TITLE = "loss_at_init", "Loss at initialization"
+HINT = (
+    "Make the output layer start small: scale the last Linear layer's weights down (e.g. multiply by 0.1 or "
+    "0.01 after your init) and set its bias to 0, so the logits start near 0 and every class gets about the "
+    "same probability."
+)
+
+
+def circle_runs(session: Session, name: str) -> list[CircleRun]:
+    def compute() -> list[CircleRun]:
+        run = session.run(name)
+        assert run is not None and run.failure is None
+        d = session.circle_data
+        return analyse(run, session.assignment, d.y_train, d.y_val, session.assignment.circle.grid_resolution)
+
+    return session.memo(f"circle:{name}", compute)  # type: ignore[return-value]
+
+
+def verdict(measured: float, n_classes: int) -> str:
+    expected = chance_loss(n_classes)
+    ratio = measured / expected
+    if ratio > 1.5:
+        return (f"{measured:.3g} is {ratio:.3g}x the expected {expected:.3f}: the output layer is overconfident at "
+                "init (large logits), so training first spends steps shrinking them.")
+    return f"{measured:.3g} against the expected {expected:.3f}."
+
+
+def reported(item_id: str, title: str, measured: float, n_classes: int) -> Item:
+    return Item(id=item_id, title=title, passed=True, points=0.0, max_points=0.0,
+                detail=f"{title}: {verdict(measured, n_classes)} (prescribed init: reported, not scored)")
+
+
+def check(session: Session, a: Assignment) -> CheckResult:
+    run = session.run("recommended")
+    failure = run_failure(run, "circle_model(sigma=None)")
+    if failure is not None:
+        return not_run(ID, TITLE, a.max_points(ID), failure, "circle_model(None)")
+    try:
+        runs = [r for r in circle_runs(session, "recommended") if not r.spec["raw"]]
+    except BadReply as e:
+        return not_run(ID, TITLE, a.max_points(ID), bad_reply_failure(e), "circle_model(None)")
+    expected = chance_loss(2)
+    losses = [r.loss_at_init for r in runs]
+    measured = median(losses)
+    gap = abs(measured - expected) / expected
+    ok = gap <= a.init_loss.tolerance
+    detail = (f"circle_model(None): median loss at init over {len(runs)} seeds is {verdict(measured, 2)}"
+              + ("" if ok else f" More than {a.init_loss.tolerance:.0%} off."))
+    items = [item(a, ID, "circle_recommended", "circle_model(None), your recommended init", ok, detail)]
+    metrics: dict = {"expected": expected, "circle_recommended": {"median": measured, "per_seed": losses}}
+    items += _reported_items(session, metrics)
+    series = [Series(name="loss_at_init", x=list(range(len(items))), y=[_measured(metrics, i.id) for i in items],
+                     meta={"labels": [i.title for i in items], "expected": [_expected(metrics, i.id) for i in items]})]
+    return scored(ID, TITLE, items, hint=HINT, metrics=metrics, series=series,
+                  passed_message=f"Your recommended init starts at loss {measured:.3f}, close to ln 2 = {expected:.3f}.")
+
+
+def _measured(metrics: dict, item_id: str) -> float | None:
+    value = metrics.get(item_id, {}).get("median")
+    return value if value is None or value == value else None
+
+
+def _expected(metrics: dict, item_id: str) -> float:
+    return metrics.get(item_id, {}).get("expected", metrics["expected"])
+
+
+def _reported_items(session: Session, metrics: dict) -> list[Item]:
+    """Loss at init of the models whose init the lab prescribes, where their runs succeeded."""
+    items: list[Item] = []
+    sweep = session.run("sweep")
+    if sweep is not None and sweep.failure is None and session.sigmas:
+        try:
+            runs = circle_runs(session, "sweep")
+        except BadReply:
+            runs = []
+        for label, sigma in session.sigmas.items():
+            losses = [r.loss_at_init for r in runs if r.spec.get("label") == label and not r.spec["raw"]]
+            if losses:
+                key = f"circle_sigma_{label}"
+                metrics[key] = {"median": median(losses), "expected": chance_loss(2)}
+                items.append(reported(key, f"circle_model({sigma:g}) (SIGMAS['{label}'])", median(losses), 2))
+    deep = session.run("deep")
+    if deep is not None and deep.failure is None:
+        for init in ("normal", "xavier", "kaiming"):
+            try:
+                last = deep.reply.meta.get(init, {}).get("layers", 0) - 1
+                logits = deep.tensor(f"{init}.z{last}", (len(session.deep_y), 2), finite=False)
+            except BadReply:
+                continue
+            loss = cross_entropy(logits, session.deep_y)
+            key = f"deep_{init}"
+            metrics[key] = {"median": loss, "expected": chance_loss(2)}
+            items.append(reported(key, f"deep_model('{init}')", loss, 2))
+    for variant, dropout in (("plain", False), ("dropout", True)):
+        run = session.run(f"mnist_{variant}")
+        if run is None or run.failure is not None or session.mnist_data is None:
+            continue
+        try:
+            logits = run.tensor("val_logits", (None, len(session.mnist_data.y_val), 10), finite=False)[0]
+        except BadReply:
+            continue
+        loss = cross_entropy(logits, session.mnist_data.y_val)
+        key = f"mnist_{variant}"
+        metrics[key] = {"median": loss, "expected": chance_loss(10)}
+        items.append(reported(key, f"mnist_model({dropout})", loss, 10))
+    return items

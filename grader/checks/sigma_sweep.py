@@ -1,0 +1,134 @@
+"""Check 2 (part 1): the sigma sweep of circle_model(sigma), the student's SIGMAS verified against what their own
+model does, the comparison with their recommended init and Glorot, and the data-scaling effect."""
+
+from __future__ import annotations
+
+from grader.assignment import Assignment
+from grader.checks.base import bad_reply_failure, item, not_run, run_failure, scored
+from grader.checks.circle import REGIME_TEXT, CircleRun, majority, median
+from grader.checks.loss_at_init import circle_runs
+from grader.result import CheckResult, Failure, Item, Series
+from grader.session import BadReply, Session
+
+ID, TITLE = "sigma_sweep", "Part 1: sigma sweep"
+HINT = (
+    "Read the sweep plot in the report: each grid sigma is marked with the regime your own circle_model(sigma) "
+    "showed. Pick SIGMAS['small'] where the start is slow but the final accuracy is good, SIGMAS['good'] where "
+    "training is quick and accurate, and SIGMAS['big'] where the loss at init is huge and training never fully "
+    "recovers."
+)
+
+
+def _curve(name: str, r: CircleRun, **meta: object) -> list[Series]:
+    return [
+        Series(name=f"{name}.train_loss", x=r.steps, y=r.train_loss, meta=dict(meta)),
+        Series(name=f"{name}.val_loss", x=r.val_steps, y=r.val_loss, meta=dict(meta)),
+    ]
+
+
+def _summary(runs: list[CircleRun]) -> dict:
+    regime, counts = majority(runs)
+    return {
+        "regime": regime,
+        "regime_counts": dict(counts),
+        "final_val_loss": median([r.final_val_loss for r in runs]),
+        "final_val_acc": median([r.final_val_acc for r in runs]),
+        "loss_at_init": median([r.loss_at_init for r in runs]),
+        "escape_step": median([float(r.escape_step) for r in runs if r.escape_step is not None]),
+    }
+
+
+def _verify(a: Assignment, label: str, sigma: float, runs: list[CircleRun], grid: dict[float, dict]) -> Item:
+    regime, counts = majority(runs)
+    n = len(runs)
+    ok = counts[label] * 2 > n
+    shown = ", ".join(f"{counts[k]} {k}" for k in counts)
+    if ok:
+        detail = f"SIGMAS['{label}'] = {sigma:g}: {counts[label]} of {n} seeds {REGIME_TEXT[label]}."
+    else:
+        fits = [s for s, summary in grid.items() if summary["regime"] == label]
+        where = (f" In your sweep, sigma {', '.join(f'{s:g}' for s in fits)} behaved as '{label}'." if fits
+                 else f" No grid sigma behaved as '{label}' for your model.")
+        detail = (f"SIGMAS['{label}'] = {sigma:g} should be '{label}' ({REGIME_TEXT[label]}), but over {n} seeds "
+                  f"your model gave: {shown}; most {REGIME_TEXT[regime]}.{where}")
+    return item(a, ID, label, f"SIGMAS['{label}']", ok, detail)
+
+
+def check(session: Session, a: Assignment) -> CheckResult:
+    run = session.run("sweep")
+    failure = run_failure(run, "circle_model(sigma)")
+    if failure is not None:
+        return not_run(ID, TITLE, a.max_points(ID), failure, "circle_model(sigma)")
+    try:
+        runs = circle_runs(session, "sweep")
+    except BadReply as e:
+        return not_run(ID, TITLE, a.max_points(ID), bad_reply_failure(e), "circle_model(sigma)")
+    grid_runs: dict[float, list[CircleRun]] = {}
+    for r in runs:
+        if r.spec["label"] is None:
+            grid_runs.setdefault(r.spec["sigma"], []).append(r)
+    grid = {s: _summary(rs) for s, rs in grid_runs.items()}
+    metrics: dict = {"grid": [{"sigma": s, **summary} for s, summary in grid.items()]}
+    series = [
+        Series(name="sweep.final_val_loss", x=list(grid), y=[g["final_val_loss"] for g in grid.values()],
+               meta={"regimes": [g["regime"] for g in grid.values()]}),
+        Series(name="sweep.final_val_acc", x=list(grid), y=[g["final_val_acc"] for g in grid.values()],
+               meta={"regimes": [g["regime"] for g in grid.values()]}),
+    ]
+    if not session.sigmas:
+        failure = Failure(kind="missing_name", message="SIGMAS must be a dict with float values for 'small', "
+                          "'good' and 'big', e.g. SIGMAS = {'small': 0.1, 'good': 1.0, 'big': 5.0}.")
+        result = not_run(ID, TITLE, a.max_points(ID), failure, "Your SIGMAS")
+        return result.model_copy(update={"metrics": metrics, "series": series})
+    items = []
+    for label in ("small", "good", "big"):
+        labelled = [r for r in runs if r.spec["label"] == label]
+        if label not in session.sigmas or not labelled:
+            items.append(item(a, ID, label, f"SIGMAS['{label}']", False, f"SIGMAS has no '{label}' value."))
+            continue
+        items.append(_verify(a, label, session.sigmas[label], labelled, grid))
+        metrics[f"sigma_{label}"] = {"sigma": session.sigmas[label], **_summary(labelled)}
+        first = labelled[0]
+        series += _curve(f"sigma_{label}", first, sigma=session.sigmas[label], seed=first.spec["seed"])
+    _comparisons(session, runs, metrics, series)
+    return scored(ID, TITLE, items, hint=HINT, metrics=metrics, series=series,
+                  passed_message="Your three sigmas behave as the lab describes on your own model.")
+
+
+def _boundary(name: str, r: CircleRun, session: Session) -> Series:
+    assert r.grid_prob is not None
+    return Series(name=f"boundary.{name}", values=r.grid_prob.tolist(),
+                  meta={"extent": list(session.grid_extent), "sigma": r.spec["sigma"], "seed": r.spec["seed"],
+                        "raw_inputs": r.spec["raw"]})
+
+
+def _comparisons(session: Session, runs: list[CircleRun], metrics: dict, series: list[Series]) -> None:
+    """Reported, not scored: the recommended init and Glorot beside the SIGMAS, decision boundaries, and the
+    same models trained on raw (unscaled) inputs."""
+    for r in runs:
+        if r.grid_prob is not None:
+            series.append(_boundary(r.spec["label"], r, session))
+    glorot = [r for r in runs if r.spec["label"] == "glorot"]
+    if glorot:
+        metrics["glorot"] = _summary(glorot)
+        series += _curve("glorot", glorot[0], seed=glorot[0].spec["seed"])
+    raw = [r for r in runs if r.spec["label"] == "good_raw"]
+    if raw:
+        metrics["good_raw_inputs"] = _summary(raw)
+        series += _curve("good_raw", raw[0], sigma=raw[0].spec["sigma"], seed=raw[0].spec["seed"])
+    recommended = session.run("recommended")
+    if recommended is None or recommended.failure is not None:
+        return
+    try:
+        rec = circle_runs(session, "recommended")
+    except BadReply:
+        return
+    scaled = [r for r in rec if not r.spec["raw"]]
+    unscaled = [r for r in rec if r.spec["raw"]]
+    metrics["recommended"] = _summary(scaled)
+    metrics["recommended_raw_inputs"] = _summary(unscaled)
+    series += _curve("recommended", scaled[0], seed=scaled[0].spec["seed"])
+    series += _curve("recommended_raw", unscaled[0], seed=unscaled[0].spec["seed"])
+    for r in scaled:
+        if r.grid_prob is not None:
+            series.append(_boundary("recommended", r, session))

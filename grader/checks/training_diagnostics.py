@@ -1,0 +1,92 @@
+"""Check 7: the four diagnostics of the makemore lecture for the trained MNIST models (reported, not scored).
+
+From raw data returned by the sandbox: activation and gradient histograms per layer with mean, std and the share
+of dead ReLU units (never active on the batch), the weight gradient:data ratio, and the update:data ratio over
+training (log10) to compare with the 1e-3 rule of thumb."""
+
+from __future__ import annotations
+
+import torch
+
+from grader.assignment import Assignment
+from grader.checks.base import bad_reply_failure, not_run, run_failure
+from grader.result import CheckResult, Series
+from grader.session import BadReply, Run, Session
+
+ID, TITLE = "training_diagnostics", "Training diagnostics (makemore)"
+BINS = 50
+
+
+def histogram(t: torch.Tensor) -> dict:
+    lo, hi = float(t.min()), float(t.max())
+    if hi <= lo:
+        hi = lo + 1e-12
+    counts = torch.histc(t.float(), bins=BINS, min=lo, max=hi)
+    edges = torch.linspace(lo, hi, BINS + 1)
+    return {"edges": edges.tolist(), "counts": counts.tolist()}
+
+
+def layer_stats(run: Run, prefix: str) -> list[dict]:
+    stats = []
+    k = 1
+    while run.has(f"{prefix}.act{k}"):
+        act = run.tensor(f"{prefix}.act{k}", (None, None))
+        entry = {"layer": k, "mean": float(act.mean()), "std": float(act.std()),
+                 "dead_percent": 100 * float((act == 0).all(0).double().mean()),
+                 "histogram": histogram(act)}
+        if run.has(f"{prefix}.actgrad{k}"):
+            grad = run.tensor(f"{prefix}.actgrad{k}", tuple(act.shape))
+            entry |= {"grad_mean": float(grad.mean()), "grad_std": float(grad.std()), "grad_histogram": histogram(grad)}
+        stats.append(entry)
+        k += 1
+    return stats
+
+
+def grad_data_ratios(run: Run, prefix: str) -> list[dict]:
+    ratios = []
+    k = 0
+    while run.has(f"{prefix}.wgrad{k}"):
+        w = run.tensor(f"{prefix}.w{k}", (None, None))
+        g = run.tensor(f"{prefix}.wgrad{k}", tuple(w.shape))
+        ratios.append({"layer": k, "shape": list(w.shape), "grad_std": float(g.std()), "data_std": float(w.std()),
+                       "ratio": float(g.std() / w.std().clamp(min=1e-30))})
+        k += 1
+    return ratios
+
+
+def diagnostics(run: Run) -> tuple[dict, list[Series]]:
+    metrics: dict = {}
+    series: list[Series] = []
+    for when in ("init", "final"):
+        prefix = f"diag.{when}"
+        metrics[when] = {"layers": layer_stats(run, prefix), "grad_data": grad_data_ratios(run, prefix)}
+    ratios = run.tensor("update_ratio", (None, None), finite=False)
+    step = max(1, ratios.shape[0] // 500)
+    steps = list(range(0, ratios.shape[0], step))
+    for j in range(ratios.shape[1]):
+        series.append(Series(name=f"update_ratio.w{j}", x=steps, y=ratios[::step, j].tolist(), meta={"guide": -3.0}))
+    metrics["update_ratio_final"] = ratios[-max(1, ratios.shape[0] // 10):].mean(0).tolist() if len(ratios) else []
+    return metrics, series
+
+
+def check(session: Session, a: Assignment) -> CheckResult:
+    metrics: dict = {}
+    series: list[Series] = []
+    notes = []
+    for variant, dropout in (("without_dropout", False), ("with_dropout", True)):
+        run = session.run("mnist_dropout" if dropout else "mnist_plain")
+        failure = run_failure(run, "mnist_model(dropout)")
+        if failure is not None:
+            return not_run(ID, TITLE, 0.0, failure, f"mnist_model({dropout})")
+        assert run is not None
+        try:
+            metrics[variant], s = diagnostics(run)
+        except BadReply as e:
+            return not_run(ID, TITLE, 0.0, bad_reply_failure(e), f"mnist_model({dropout})")
+        series += [x.model_copy(update={"name": f"{variant}.{x.name}"}) for x in s]
+        dead = max((layer["dead_percent"] for layer in metrics[variant]["final"]["layers"]), default=0.0)
+        ratio = max(metrics[variant]["update_ratio_final"], default=float("nan"))
+        notes.append(f"mnist_model({dropout}): at most {dead:.1f}% dead ReLU units per layer after training; "
+                     f"final update:data ratio up to 10^{ratio:.1f} (rule of thumb: about 10^-3).")
+    return CheckResult(id=ID, title=TITLE, status="passed", score=0.0, max_score=0.0, message=" ".join(notes),
+                       metrics=metrics, series=series)

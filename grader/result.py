@@ -1,0 +1,115 @@
+"""The result of grading one submission: one versioned schema that the CLI writes, the worker stores, the report
+renders and the dashboard reads. Fields are only ever added, never repurposed (bump SCHEMA_VERSION's minor)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+SCHEMA_VERSION = "1.0"
+
+Status = Literal["passed", "failed", "error", "skipped"]
+Number = float | int | bool | str | None
+
+
+def rounded(values: Any, digits: int = 6) -> Any:
+    """Round floats (nested in lists) to `digits` significant digits so result files stay small; NaN/inf -> None."""
+    if isinstance(values, list | tuple):
+        return [rounded(v, digits) for v in values]
+    if isinstance(values, float):
+        if not math.isfinite(values):
+            return None
+        return float(f"{values:.{digits}g}")
+    return values
+
+
+class Series(BaseModel):
+    """Data for one plot element: a curve (x, y), or a 2-D array in `values` (histograms, decision boundaries)."""
+
+    name: str
+    x: list[float | None] | None = None
+    y: list[float | None] | None = None
+    values: list[list[float | None]] | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class Item(BaseModel):
+    """One scored (or, with max_points 0, reported) part of a check."""
+
+    id: str
+    title: str
+    passed: bool
+    points: float
+    max_points: float
+    detail: str
+
+
+class Failure(BaseModel):
+    """Why the student's code could not be run for a check (a copy of the sandbox's verdict)."""
+
+    kind: str
+    message: str
+    traceback: str | None = None
+
+
+class CheckResult(BaseModel):
+    id: str
+    title: str
+    status: Status
+    score: float
+    max_score: float
+    message: str  # one paragraph a student can act on
+    hint: str | None = None  # what to change in the code, for a failure
+    items: list[Item] = Field(default_factory=list)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    series: list[Series] = Field(default_factory=list)
+    failure: Failure | None = None
+    seconds: float = 0.0
+
+
+class Dataset(BaseModel):
+    name: str
+    source: str
+    n_train: int
+    n_val: int
+
+
+class IsolationInfo(BaseModel):
+    method: str
+    network_isolated: bool
+    filesystem: str
+    limits: dict[str, Any]
+    notes: list[str] = Field(default_factory=list)
+
+
+class Submission(BaseModel):
+    filename: str
+    sha256: str
+    size_bytes: int
+    names: dict[str, str] = Field(default_factory=dict)  # contract name -> "function" | "dict" | "missing" | ...
+    load_failure: Failure | None = None
+
+
+class GradeResult(BaseModel):
+    schema_version: str = SCHEMA_VERSION
+    grader_version: str
+    assignment_id: str
+    assignment_title: str
+    submission: Submission
+    started_at: datetime
+    finished_at: datetime
+    seconds: float
+    device: str
+    seed: int
+    fast_mode: bool  # True: smaller budgets for development; never a real grade
+    isolation: IsolationInfo
+    datasets: list[Dataset]
+    checks: list[CheckResult]
+    score: float
+    max_score: float
+
+    def check(self, check_id: str) -> CheckResult:
+        return next(c for c in self.checks if c.id == check_id)

@@ -1,0 +1,223 @@
+"""The sandboxed runs behind the checks: each lab task runs once in its own child process, several at a time,
+and every check reads the validated raw data of the runs it needs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from grader.assignment import Assignment
+from grader.batchnorm_teacher import inputs as teacher_inputs
+from grader.batchnorm_teacher import teacher_model
+from grader.data import CircleData, MnistData, circle_sample
+from grader.sandbox import Limits, SandboxFailure, SandboxReply, run_task
+
+
+class BadReply(Exception):
+    """The child's reply lacks a tensor or holds one of the wrong shape or with non-finite values."""
+
+
+@dataclass
+class Run:
+    """A finished sandbox task: either its reply or the failure that a check reports instead."""
+
+    name: str
+    params: dict  # what the trusted side asked for (never read back from the child)
+    reply: SandboxReply
+
+    @property
+    def failure(self) -> SandboxFailure | None:
+        return self.reply.failure if not self.reply.ok else None
+
+    def tensor(self, key: str, shape: tuple[int | None, ...] | None = None, finite: bool = True) -> torch.Tensor:
+        """A validated float tensor from the reply: present, of the expected shape (None: any size)."""
+        array = self.reply.tensors.get(key)
+        if array is None:
+            raise BadReply(f"the sandbox reply of '{self.name}' has no '{key}'")
+        if shape is not None and (
+            array.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, array.shape, strict=True))
+        ):
+            raise BadReply(f"'{key}' of '{self.name}' has shape {array.shape}, expected {shape}")
+        if array.dtype.kind not in "fiub":
+            raise BadReply(f"'{key}' of '{self.name}' has dtype {array.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(array)).to(torch.float64)
+        if finite and not torch.isfinite(t).all():
+            raise BadReply(f"'{key}' of '{self.name}' contains NaN or infinite values")
+        return t
+
+    def has(self, key: str) -> bool:
+        return key in self.reply.tensors
+
+
+def log_schedule(steps: int) -> list[int]:
+    """Steps at which training logits are kept: every step for the first 20, then every 5th, and the last."""
+    return sorted({*range(min(steps, 20) + 1), *range(0, steps + 1, 5), steps})
+
+
+class Session:
+    """Starts the lab's sandbox tasks for one submission and hands their runs to the checks."""
+
+    def __init__(
+        self,
+        submission: Path,
+        assignment: Assignment,
+        circle: CircleData,
+        mnist: MnistData | None,
+        *,
+        names: dict[str, str],
+        sigmas: dict[str, float] | None,
+        device: str,
+        workers: int,
+        threads: int,
+        hidden_paths: list[Path],
+        on_done: Callable[[str], None],
+    ) -> None:
+        self.submission, self.assignment, self.circle_data, self.mnist_data = submission, assignment, circle, mnist
+        self.names, self.sigmas, self.device, self.threads = names, sigmas, device, threads
+        self.hidden_paths, self.on_done = hidden_paths, on_done
+        a = assignment.limits
+        self.limits = Limits(wall_seconds=a.wall_seconds, cpu_seconds=a.cpu_seconds, memory_mb=a.memory_mb)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox")
+        self._futures: dict[str, Future[Run]] = {}
+        self._memo: dict[str, object] = {}
+        deep = assignment.deep
+        x_deep, self.deep_y = circle_sample(deep.n_samples, deep.seed + 7)
+        self.deep_x = circle.standardize(x_deep)  # (n_samples, 2), like the training inputs
+        self.deep_cotangent = torch.randn(deep.n_samples, 2, generator=torch.Generator().manual_seed(deep.seed))
+        self.circle_grid, self.grid_extent = circle.grid(assignment.circle.grid_resolution)
+
+    # -- task parameters -------------------------------------------------------------------------------------
+    def _circle_inputs(self) -> dict[str, torch.Tensor]:
+        d = self.circle_data
+        return {
+            "x_train": d.x_train, "y_train": d.y_train, "x_val": d.x_val,
+            "x_train_raw": d.x_train_raw, "x_val_raw": d.x_val_raw,
+            "grid": d.standardize(self.circle_grid), "grid_raw": self.circle_grid,
+        }  # fmt: skip
+
+    def circle_params(self, runs: list[dict]) -> dict:
+        c = self.assignment.circle
+        return {
+            "runs": runs, "steps": c.steps, "lr": c.lr, "log_steps": log_schedule(c.steps),
+            "val_steps": sorted({*range(0, c.steps + 1, max(c.steps // 20, 1)), c.steps}),
+        }  # fmt: skip
+
+    def recommended_runs(self) -> list[dict]:
+        """circle_model(None) over the seeds (scaled inputs), then on raw inputs: the student's own init."""
+        seeds = self.assignment.circle.seeds
+        return [
+            *({"sigma": None, "glorot": False, "seed": s, "raw": False, "grid": s == seeds[0]} for s in seeds),
+            *({"sigma": None, "glorot": False, "seed": s, "raw": True, "grid": False} for s in seeds),
+        ]
+
+    def sweep_runs(self) -> list[dict]:
+        """The sigma grid, the student's SIGMAS, Glorot, and the good sigma on raw inputs, over the seeds."""
+        c = self.assignment.circle
+        runs = [{"sigma": s, "label": None} for s in c.sigma_grid]
+        if self.sigmas:
+            runs += [{"sigma": v, "label": k} for k, v in self.sigmas.items()]
+        out = []
+        for r in runs:
+            for seed in c.seeds:
+                grid = r["label"] is not None and seed == c.seeds[0]
+                out.append({"sigma": r["sigma"], "glorot": False, "seed": seed, "raw": False, "grid": grid,
+                            "label": r["label"]})
+        for seed in c.seeds:
+            out.append({"sigma": 1.0, "glorot": True, "seed": seed, "raw": False, "grid": seed == c.seeds[0],
+                        "label": "glorot"})
+        if self.sigmas and "good" in self.sigmas:
+            for seed in c.seeds:
+                out.append({"sigma": self.sigmas["good"], "glorot": False, "seed": seed, "raw": True, "grid": False,
+                            "label": "good_raw"})
+        return out
+
+    def mnist_params(self, dropout: bool) -> tuple[dict, dict[str, torch.Tensor]]:
+        m, d = self.assignment.mnist, self.mnist_data
+        assert d is not None
+        params = {
+            "dropout": dropout, "epochs": m.epochs, "batch_size": m.batch_size, "lr": m.lr,
+            "seed": self.assignment.seed, "mc_passes": m.mc_passes, "diag_size": 256,
+        }  # fmt: skip
+        inputs = {
+            "x_train": d.x_train, "y_train": d.y_train, "x_val": d.x_val,
+            "x_mc": d.x_val[: m.mc_subset], "x_probe": d.x_val[: m.probe_size],
+        }  # fmt: skip
+        return params, inputs
+
+    # -- running ---------------------------------------------------------------------------------------------
+    def start(self, name: str, task: str, params: dict, inputs: dict[str, torch.Tensor]) -> None:
+        arrays = {k: v.detach().cpu().contiguous().numpy() for k, v in inputs.items()}
+        params = {**params, "device": self.device}
+
+        def job() -> Run:
+            reply = run_task(
+                self.submission, task, params=params, inputs=arrays, limits=self.limits, device=self.device,
+                threads=self.threads, hidden_paths=self.hidden_paths,
+            )  # fmt: skip
+            self.on_done(name)
+            return Run(name, params, reply)
+
+        self._futures[name] = self._pool.submit(job)
+
+    def start_all(self) -> list[str]:
+        """Queue every task whose contract names exist, longest first; returns the names started."""
+        has = {n for n, kind in self.names.items() if kind == "function"}
+        c = self.circle_data
+        circle_inputs = self._circle_inputs()
+        if "circle_model" in has:
+            self.start("sweep", "circle_runs", self.circle_params(self.sweep_runs()), circle_inputs)
+        if "mnist_model" in has and self.mnist_data is not None:
+            for dropout in (True, False):
+                self.start(f"mnist_{'dropout' if dropout else 'plain'}", "mnist_train", *self.mnist_params(dropout))
+        if "circle_model" in has:
+            self.start("recommended", "circle_runs", self.circle_params(self.recommended_runs()), circle_inputs)
+        if "deep_model" in has:
+            self.start("deep", "deep_stats", {"inits": ["normal", "xavier", "kaiming"], "seed": self.assignment.seed},
+                       {"x": self.deep_x, "cotangent": self.deep_cotangent})
+        sanity_models = []
+        if "circle_model" in has:
+            sanity_models.append({"factory": "circle_model", "args": [None], "data": "circle", "n_classes": 2})
+        if "deep_model" in has:
+            sanity_models += [{"factory": "deep_model", "args": [i], "data": "circle", "n_classes": 2}
+                              for i in ("normal", "xavier", "kaiming")]
+        if "mnist_model" in has and self.mnist_data is not None:
+            sanity_models += [{"factory": "mnist_model", "args": [d], "data": "mnist", "n_classes": 10}
+                              for d in (False, True)]
+        if sanity_models:
+            inputs = {"circle_x": c.x_train, "circle_y": c.y_train}
+            if self.mnist_data is not None:
+                inputs |= {"mnist_x": self.mnist_data.x_train[:500], "mnist_y": self.mnist_data.y_train[:500]}
+            s = self.assignment.sanity
+            self.start("sanity", "init_sanity",
+                       {"models": sanity_models, "steps": s.steps, "lr": s.lr, "seed": self.assignment.seed}, inputs)
+        if "fold_batchnorm" in has:
+            self.teacher, spec = teacher_model(self.assignment.seed)
+            self.teacher_x = teacher_inputs(512, seed=1)
+            state = {f"state.{k}": v for k, v in self.teacher.state_dict().items()}
+            self.start("fold", "fold_batchnorm", {"spec": spec}, {**state, "x": self.teacher_x})
+        return list(self._futures)
+
+    def run(self, name: str) -> Run | None:
+        """The finished run, or None when it was never started (its contract name is missing)."""
+        future = self._futures.get(name)
+        return future.result() if future is not None else None
+
+    def memo(self, key: str, compute: Callable[[], object]) -> object:
+        """Analyses shared by several checks (e.g. the circle runs) are computed once."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def chance_loss(n_classes: int) -> float:
+    """-log(1/n): the cross-entropy of a uniform prediction, the loss to expect at init."""
+    return math.log(n_classes)
