@@ -75,7 +75,6 @@ class InitLossConfig(_Strict):
 
 class FastConfig(_Strict):
     circle_seeds: list[int]
-    circle_steps: int
     sigma_grid: list[float]
     mnist_epochs: int
     mnist_n_train: int
@@ -104,8 +103,7 @@ class Assignment(_Strict):
     def fast_budgets(self) -> Assignment:
         """A copy with the [fast] budgets: for development, never for a real grade."""
         f = self.fast
-        circle = self.circle.model_copy(update={"seeds": f.circle_seeds, "steps": f.circle_steps,
-                                                "sigma_grid": f.sigma_grid})
+        circle = self.circle.model_copy(update={"seeds": f.circle_seeds, "sigma_grid": f.sigma_grid})
         mnist = self.mnist.model_copy(update={"epochs": f.mnist_epochs, "n_train": f.mnist_n_train,
                                               "n_val": f.mnist_n_val, "mc_passes": f.mc_passes,
                                               "mc_subset": f.mc_subset})
