@@ -35,7 +35,8 @@ def summary(result: GradeResult) -> Table:
     for col in ("check", "points", "status", "verdict"):
         table.add_column(col, overflow="fold")
     for c in result.checks:
-        verdict = c.message if len(c.message) < 160 else c.message[:157] + "..."
+        first = c.message.split(". ")[0].rstrip(".") + "."
+        verdict = first if len(first) <= 110 else first[:107] + "..."
         table.add_row(c.title, f"{c.score:g}/{c.max_score:g}", f"[{STATUS_STYLE[c.status]}]{c.status}[/]", verdict)
     return table
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--fast", action="store_true", help="small budgets for development; the result says so")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    console = Console(stderr=False)
+    console = Console(width=None if sys.stdout.isatty() else 140)
     return cmd_grade(args, console)
 
 

@@ -38,6 +38,12 @@ def data_dir_from_env(data_dir: Path | None) -> Path | None:
     return Path(env) if env else None
 
 
+def outermost(paths: set[Path]) -> list[Path]:
+    """The folders to hide from the sandbox, without those inside another one (masking the outer hides them)."""
+    resolved = sorted({p.resolve() for p in paths})
+    return [p for p in resolved if not any(q != p and p.is_relative_to(q) for q in resolved)]
+
+
 def read_submission(path: Path) -> tuple[Submission, Failure | None]:
     """Identity of the file and whether it can be graded at all (size, encoding)."""
     raw = path.read_bytes()
@@ -95,7 +101,7 @@ def grade(
                 Dataset(name=mnist.name, source=mnist.source, n_train=a.mnist.n_train, n_val=a.mnist.n_val)]
     limits = Limits(wall_seconds=a.limits.wall_seconds, cpu_seconds=a.limits.cpu_seconds, memory_mb=a.limits.memory_mb)
     isolation = detect_isolation(limits)
-    hidden = sorted({Path(mnist.source), FASHION_MNIST_DEFAULT.parent} | ({data_dir} if data_dir else set()))
+    hidden = outermost({Path(mnist.source), FASHION_MNIST_DEFAULT.parent} | ({data_dir} if data_dir else set()))
     sub, failure = read_submission(submission)
     checks: list[CheckResult]
     if failure is None:

@@ -1,0 +1,25 @@
+"""Shared fixtures: grading runs are expensive, so each submission is graded once per test session."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from grader import GradeResult, grade
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBMISSIONS = ROOT / "tests" / "submissions"
+REFERENCE = ROOT / "examples" / "reference_solution.py"
+
+
+@cache
+def graded_fast(path: Path) -> GradeResult:
+    """The submission graded with the assignment's fast budgets (the reference still gets full marks there)."""
+    return grade(path, fast=True)
+
+
+@pytest.fixture(scope="session")
+def reference_fast() -> GradeResult:
+    return graded_fast(REFERENCE)
