@@ -6,8 +6,8 @@ grading side."""
 from importlib import import_module
 
 _EXPORTS = {
-    "grade": "grader.grade",
-    "GradingError": "grader.grade",
+    "grade": "grader.grading",
+    "GradingError": "grader.grading",
     "Assignment": "grader.assignment",
     "load_assignment": "grader.assignment",
     "GradeResult": "grader.result",

@@ -104,9 +104,15 @@ class Assignment(_Strict):
         """A copy with the [fast] budgets: for development, never for a real grade."""
         f = self.fast
         circle = self.circle.model_copy(update={"seeds": f.circle_seeds, "sigma_grid": f.sigma_grid})
-        mnist = self.mnist.model_copy(update={"epochs": f.mnist_epochs, "n_train": f.mnist_n_train,
-                                              "n_val": f.mnist_n_val, "mc_passes": f.mc_passes,
-                                              "mc_subset": f.mc_subset})
+        mnist = self.mnist.model_copy(
+            update={
+                "epochs": f.mnist_epochs,
+                "n_train": f.mnist_n_train,
+                "n_val": f.mnist_n_val,
+                "mc_passes": f.mc_passes,
+                "mc_subset": f.mc_subset,
+            }
+        )
         return self.model_copy(update={"circle": circle, "mnist": mnist})
 
 

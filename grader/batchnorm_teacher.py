@@ -29,7 +29,9 @@ def build(spec: list[dict]) -> nn.Sequential:
         if layer["type"] == "linear":
             layers.append(nn.Linear(layer["in"], layer["out"], bias=layer["bias"]))
         elif layer["type"] == "batchnorm":
-            layers.append(nn.BatchNorm1d(layer["n"], eps=layer["eps"], momentum=layer["momentum"], affine=layer["affine"]))
+            layers.append(
+                nn.BatchNorm1d(layer["n"], eps=layer["eps"], momentum=layer["momentum"], affine=layer["affine"])
+            )
         elif layer["type"] == "tanh":
             layers.append(nn.Tanh())
         else:

@@ -13,8 +13,8 @@ from rich.table import Table
 
 from grader.assignment import AssignmentError, load_assignment
 from grader.device import DEVICE_CHOICES
-from grader.grade import GradingError, grade
 from grader.gradescope import to_gradescope
+from grader.grading import GradingError, grade
 from grader.result import GradeResult
 
 STATUS_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow"}
@@ -50,36 +50,57 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
     except AssignmentError as e:
         console.print(f"[red]error:[/] {e}")
         return 2
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=True, disable=args.quiet) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=args.quiet,
+    ) as bar:
         task = bar.add_task("grading", total=None)
 
         def on_progress(what: str, step: int, total: int) -> None:
             bar.update(task, description=what, completed=step, total=total)
 
         try:
-            result = grade(args.file, assignment, device=args.device, fast=args.fast, data_dir=args.data_dir,
-                           progress=on_progress)
+            result = grade(
+                args.file,
+                assignment,
+                device=args.device,
+                fast=args.fast,
+                data_dir=args.data_dir,
+                progress=on_progress,
+            )
         except (GradingError, ValueError) as e:
             console.print(f"[red]error:[/] the grader could not run: {e}")
             return 2
     write_result(result, args.out)
     console.print(summary(result))
-    console.print(f"Wrote {args.out / 'result.json'} and {args.out / 'results.json'} in {result.seconds:.0f} s "
-                  f"({result.device}, isolation: {result.isolation.method}).")
+    console.print(
+        f"Wrote {args.out / 'result.json'} and {args.out / 'results.json'} in {result.seconds:.0f} s "
+        f"({result.device}, isolation: {result.isolation.method})."
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="grader", description="Grade initialization & regularization lab submissions.")
+    parser = argparse.ArgumentParser(
+        prog="grader", description="Grade initialization & regularization lab submissions."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("grade", help="grade one submission file")
     g.add_argument("file", type=Path, help="the student's Python file")
     g.add_argument("--out", type=Path, required=True, help="folder for result.json and results.json")
     g.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where models run (default: auto)")
     g.add_argument("--assignment", type=Path, default=None, help="assignment TOML (default: the built-in lab)")
-    g.add_argument("--data-dir", type=Path, default=None,
-                   help="folder with MNIST IDX files in mnist/ (default: $LABGRADER_DATA_DIR, then Fashion-MNIST)")
+    g.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder with MNIST IDX files in mnist/ (default: $LABGRADER_DATA_DIR, then Fashion-MNIST)",
+    )
     g.add_argument("--fast", action="store_true", help="small budgets for development; the result says so")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)

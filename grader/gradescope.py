@@ -16,8 +16,15 @@ def to_gradescope(result: GradeResult) -> dict:
             lines.append(f"Hint: {c.hint}")
         if c.failure and c.failure.traceback:
             lines.append(c.failure.traceback)
-        tests.append({"name": c.title, "score": c.score, "max_score": c.max_score,
-                      "status": _STATUS[c.status], "output": "\n".join(lines)})
+        tests.append(
+            {
+                "name": c.title,
+                "score": c.score,
+                "max_score": c.max_score,
+                "status": _STATUS[c.status],
+                "output": "\n".join(lines),
+            }
+        )
     output = f"Graded by labgrader {result.grader_version} on {result.device}"
     if result.fast_mode:
         output += " in FAST MODE (smaller budgets; not a real grade)"

@@ -78,7 +78,12 @@ class Session:
         hidden_paths: list[Path],
         on_done: Callable[[str], None],
     ) -> None:
-        self.submission, self.assignment, self.circle_data, self.mnist_data = submission, assignment, circle, mnist
+        self.submission, self.assignment, self.circle_data, self.mnist_data = (
+            submission,
+            assignment,
+            circle,
+            mnist,
+        )
         self.names, self.sigmas, self.device, self.threads = names, sigmas, device, threads
         self.hidden_paths, self.on_done = hidden_paths, on_done
         a = assignment.limits
@@ -126,15 +131,39 @@ class Session:
         for r in runs:
             for seed in c.seeds:
                 grid = r["label"] is not None and seed == c.seeds[0]
-                out.append({"sigma": r["sigma"], "glorot": False, "seed": seed, "raw": False, "grid": grid,
-                            "label": r["label"]})
+                out.append(
+                    {
+                        "sigma": r["sigma"],
+                        "glorot": False,
+                        "seed": seed,
+                        "raw": False,
+                        "grid": grid,
+                        "label": r["label"],
+                    }
+                )
         for seed in c.seeds:
-            out.append({"sigma": 1.0, "glorot": True, "seed": seed, "raw": False, "grid": seed == c.seeds[0],
-                        "label": "glorot"})
+            out.append(
+                {
+                    "sigma": 1.0,
+                    "glorot": True,
+                    "seed": seed,
+                    "raw": False,
+                    "grid": seed == c.seeds[0],
+                    "label": "glorot",
+                }
+            )
         if self.sigmas and "good" in self.sigmas:
             for seed in c.seeds:
-                out.append({"sigma": self.sigmas["good"], "glorot": False, "seed": seed, "raw": True, "grid": False,
-                            "label": "good_raw"})
+                out.append(
+                    {
+                        "sigma": self.sigmas["good"],
+                        "glorot": False,
+                        "seed": seed,
+                        "raw": True,
+                        "grid": False,
+                        "label": "good_raw",
+                    }
+                )
         return out
 
     def mnist_params(self, dropout: bool) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -178,24 +207,35 @@ class Session:
         if "circle_model" in has:
             self.start("recommended", "circle_runs", self.circle_params(self.recommended_runs()), circle_inputs)
         if "deep_model" in has:
-            self.start("deep", "deep_stats", {"inits": ["normal", "xavier", "kaiming"], "seed": self.assignment.seed},
-                       {"x": self.deep_x, "cotangent": self.deep_cotangent})
+            self.start(
+                "deep",
+                "deep_stats",
+                {"inits": ["normal", "xavier", "kaiming"], "seed": self.assignment.seed},
+                {"x": self.deep_x, "cotangent": self.deep_cotangent},
+            )
         sanity_models = []
         if "circle_model" in has:
             sanity_models.append({"factory": "circle_model", "args": [None], "data": "circle", "n_classes": 2})
         if "deep_model" in has:
-            sanity_models += [{"factory": "deep_model", "args": [i], "data": "circle", "n_classes": 2}
-                              for i in ("normal", "xavier", "kaiming")]
+            sanity_models += [
+                {"factory": "deep_model", "args": [i], "data": "circle", "n_classes": 2}
+                for i in ("normal", "xavier", "kaiming")
+            ]
         if "mnist_model" in has and self.mnist_data is not None:
-            sanity_models += [{"factory": "mnist_model", "args": [d], "data": "mnist", "n_classes": 10}
-                              for d in (False, True)]
+            sanity_models += [
+                {"factory": "mnist_model", "args": [d], "data": "mnist", "n_classes": 10} for d in (False, True)
+            ]
         if sanity_models:
             inputs = {"circle_x": c.x_train, "circle_y": c.y_train}
             if self.mnist_data is not None:
                 inputs |= {"mnist_x": self.mnist_data.x_train[:500], "mnist_y": self.mnist_data.y_train[:500]}
             s = self.assignment.sanity
-            self.start("sanity", "init_sanity",
-                       {"models": sanity_models, "steps": s.steps, "lr": s.lr, "seed": self.assignment.seed}, inputs)
+            self.start(
+                "sanity",
+                "init_sanity",
+                {"models": sanity_models, "steps": s.steps, "lr": s.lr, "seed": self.assignment.seed},
+                inputs,
+            )
         if "fold_batchnorm" in has:
             self.teacher, spec = teacher_model(self.assignment.seed)
             self.teacher_x = teacher_inputs(512, seed=1)

@@ -7,7 +7,11 @@ def test_default_lab_loads_with_points_for_every_scored_check():
     a = load_assignment()
     assert a.id == "init-reg"
     assert {k: a.max_points(k) for k in a.points} == {
-        "loss_at_init": 10, "sigma_sweep": 15, "activation_stats": 20, "dropout": 25, "init_sanity": 10,
+        "loss_at_init": 10,
+        "sigma_sweep": 15,
+        "activation_stats": 20,
+        "dropout": 25,
+        "init_sanity": 10,
         "fold_batchnorm": 15,
     }
 

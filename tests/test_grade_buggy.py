@@ -1,7 +1,6 @@
 """Each buggy submission loses points only in the check its bug breaks, with a message naming the fault."""
 
 import pytest
-
 from conftest import SUBMISSIONS, graded_fast
 
 # file -> (broken check, failed items, words the student must read)

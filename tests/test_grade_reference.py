@@ -5,6 +5,7 @@ import json
 import math
 
 from conftest import REFERENCE
+
 from grader import SCHEMA_VERSION, GradeResult
 from grader.cli import main
 
@@ -12,8 +13,15 @@ from grader.cli import main
 def test_reference_full_marks_fast(reference_fast):
     r = reference_fast
     assert r.fast_mode and r.score == r.max_score == 95, [(c.id, c.message) for c in r.checks if c.score < c.max_score]
-    assert {c.id for c in r.checks} == {"loss_at_init", "sigma_sweep", "activation_stats", "dropout", "init_sanity",
-                                        "fold_batchnorm", "training_diagnostics"}
+    assert {c.id for c in r.checks} == {
+        "loss_at_init",
+        "sigma_sweep",
+        "activation_stats",
+        "dropout",
+        "init_sanity",
+        "fold_batchnorm",
+        "training_diagnostics",
+    }
     assert r.isolation.method == "bubblewrap" and r.isolation.network_isolated
     assert [d.name for d in r.datasets] == ["circle", "fashion-mnist"]
 

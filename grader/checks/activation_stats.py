@@ -26,13 +26,23 @@ CANDIDATES: dict[str, tuple[str, object]] = {
     "normal": ("N(0, 1)", lambda i, o: 1.0),
     "xavier": ("Glorot: var = 2 / (fan_in + fan_out)", lambda i, o: math.sqrt(2 / (i + o))),
     "kaiming": ("He: var = 2 / fan_in", lambda i, o: math.sqrt(2 / i)),
-    "kaiming_fan_out": ("He with fan_out instead of fan_in: var = 2 / fan_out", lambda i, o: math.sqrt(2 / o)),
-    "lecun": ("LeCun instead of He: var = 1 / fan_in (missing the factor 2 for ReLU)", lambda i, o: math.sqrt(1 / i)),
+    "kaiming_fan_out": (
+        "He with fan_out instead of fan_in: var = 2 / fan_out",
+        lambda i, o: math.sqrt(2 / o),
+    ),
+    "lecun": (
+        "LeCun instead of He: var = 1 / fan_in (missing the factor 2 for ReLU)",
+        lambda i, o: math.sqrt(1 / i),
+    ),
     "kaiming_variance_as_std": ("He's variance used as the std: std = 2 / fan_in", lambda i, o: 2 / i),
-    "xavier_variance_as_std": ("Glorot's variance used as the std: std = 2 / (fan_in + fan_out)",
-                               lambda i, o: 2 / (i + o)),
-    "torch_default": ("PyTorch's default Linear init (kaiming_uniform_ with a = sqrt(5)): var = 1 / (3 fan_in)",
-                      lambda i, o: math.sqrt(1 / (3 * i))),
+    "xavier_variance_as_std": (
+        "Glorot's variance used as the std: std = 2 / (fan_in + fan_out)",
+        lambda i, o: 2 / (i + o),
+    ),
+    "torch_default": (
+        "PyTorch's default Linear init (kaiming_uniform_ with a = sqrt(5)): var = 1 / (3 fan_in)",
+        lambda i, o: math.sqrt(1 / (3 * i)),
+    ),
 }
 WEIGHT_TOLERANCE = 0.25  # |ln(measured / expected)| of a layer's weight std
 HINT = (
@@ -48,6 +58,7 @@ def expected_variance(init: str, fan_in: int, fan_out: int) -> float:
 
 def identify(shapes: list[tuple[int, int]], stds: list[float]) -> tuple[str, float]:
     """The known init whose per-layer std is closest in the worst layer (in log ratio), and that distance."""
+
     def distance(fn: object) -> float:
         return max(abs(math.log(max(s, 1e-30) / fn(i, o))) for (o, i), s in zip(shapes, stds, strict=True))  # type: ignore[operator]
 
@@ -144,8 +155,10 @@ def judge(stats: dict, a: Assignment) -> list[str]:
         fan_out, fan_in = stats["weight_shapes"][k]
         expected_std = math.sqrt(expected_variance(stats["init"], fan_in, fan_out))
         if abs(_log_ratio(stats["weight_std"][k], expected_std)) > WEIGHT_TOLERANCE:
-            problems.append(f"the {label} layer's weight std is {stats['weight_std'][k]:.3g}, expected "
-                            f"{expected_std:.3g} for fan_in {fan_in}, fan_out {fan_out}")
+            problems.append(
+                f"the {label} layer's weight std is {stats['weight_std'][k]:.3g}, expected "
+                f"{expected_std:.3g} for fan_in {fan_in}, fan_out {fan_out}"
+            )
     grad = [_log_ratio(b, e) for b, e in zip(bwd[1:-1], exp_b[1:-1], strict=True)]
     if not all(map(math.isfinite, grad)) or abs(slope(grad)) > tol_growth:
         problems.append("gradients do not grow or shrink through the layers as the expectation says")
@@ -165,17 +178,41 @@ def check(session: Session, a: Assignment) -> CheckResult:
         try:
             stats = analyse(run, init, session.deep_x.double(), session.deep_cotangent.double())
         except BadReply as e:
-            items.append(item(a, ID, init, INIT_NAMES[init], False, f"deep_model('{init}'): {bad_reply_failure(e).message}"))
+            items.append(
+                item(
+                    a,
+                    ID,
+                    init,
+                    INIT_NAMES[init],
+                    False,
+                    f"deep_model('{init}'): {bad_reply_failure(e).message}",
+                )
+            )
             continue
         metrics[init] = stats
         depth = list(range(1, stats["layers"] + 1))
-        for key in ("abs_mean", "abs_std", "rms", "expected_rms", "grad_abs_mean", "grad_abs_std", "grad_rms",
-                    "expected_grad_rms"):
+        for key in (
+            "abs_mean",
+            "abs_std",
+            "rms",
+            "expected_rms",
+            "grad_abs_mean",
+            "grad_abs_std",
+            "grad_rms",
+            "expected_grad_rms",
+        ):
             series.append(Series(name=f"{init}.{key}", x=depth, y=stats[key]))
         problems = judge(stats, a)
         items.append(item(a, ID, init, INIT_NAMES[init], not problems, _detail(init, stats, problems)))
-    return scored(ID, TITLE, items, hint=HINT, metrics=metrics, series=series,
-                  passed_message="All three inits scale activations and gradients as the analytic expectation says.")
+    return scored(
+        ID,
+        TITLE,
+        items,
+        hint=HINT,
+        metrics=metrics,
+        series=series,
+        passed_message="All three inits scale activations and gradients as the analytic expectation says.",
+    )
 
 
 def _detail(init: str, stats: dict, problems: list[str]) -> str:
@@ -184,11 +221,14 @@ def _detail(init: str, stats: dict, problems: list[str]) -> str:
         return f"deep_model('{init}') matches the expectation over {stats['layers']} layers."
     said = "; ".join(problems)
     if found is None:
-        named = "Its weights match no init the grader knows (std per layer: " + ", ".join(
-            f"{s:.3g}" for s in stats["weight_std"][:3]) + ", ...)."
+        named = (
+            "Its weights match no init the grader knows (std per layer: "
+            + ", ".join(f"{s:.3g}" for s in stats["weight_std"][:3])
+            + ", ...)."
+        )
     elif found == init:
         named = "Its weight std matches the formula, so look at the forward pass (ReLU after every hidden layer?)."
     else:
         named = f"Its weights look like {CANDIDATES[found][0]}."
-    bias = (f" Biases should be 0 (largest is {stats['max_abs_bias']:.3g})." if stats["max_abs_bias"] > 0 else "")
+    bias = f" Biases should be 0 (largest is {stats['max_abs_bias']:.3g})." if stats["max_abs_bias"] > 0 else ""
     return f"deep_model('{init}') should use {CANDIDATES[init][0]}, but {said}. {named}{bias}"

@@ -23,8 +23,14 @@ class CheckSpec:
 
 def item(a: Assignment, check_id: str, item_id: str, title: str, passed: bool, detail: str) -> Item:
     max_points = float(a.points.get(check_id, {}).get(item_id, 0.0))
-    return Item(id=item_id, title=title, passed=passed, points=max_points if passed else 0.0,
-                max_points=max_points, detail=detail)
+    return Item(
+        id=item_id,
+        title=title,
+        passed=passed,
+        points=max_points if passed else 0.0,
+        max_points=max_points,
+        detail=detail,
+    )
 
 
 def scored(
@@ -60,7 +66,9 @@ def not_run(check_id: str, title: str, max_score: float, failure: Failure, what:
 
 def run_failure(run: Run | None, needs: str) -> Failure | None:
     if run is None:
-        return Failure(kind="missing_name", message=f"Your file does not define {needs}; add it (see docs/students.md).")
+        return Failure(
+            kind="missing_name", message=f"Your file does not define {needs}; add it (see docs/students.md)."
+        )
     if run.failure is not None:
         f = run.failure
         return Failure(kind=f.kind, message=f.message, traceback=f.traceback)
@@ -68,8 +76,11 @@ def run_failure(run: Run | None, needs: str) -> Failure | None:
 
 
 def bad_reply_failure(e: BadReply) -> Failure:
-    return Failure(kind="invalid_reply", message=f"The sandbox returned unusable data: {e}. Check that your model "
-                   "returns finite float logits of the documented shape.")
+    return Failure(
+        kind="invalid_reply",
+        message=f"The sandbox returned unusable data: {e}. Check that your model "
+        "returns finite float logits of the documented shape.",
+    )
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> float:

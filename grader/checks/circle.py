@@ -56,8 +56,14 @@ class CircleRun:
         return self.val_loss[-1]
 
 
-def classify(a: Assignment, loss_at_init: float, train_loss: list[float], steps: list[int], final_acc: float,
-             escape_step: int | None) -> str:
+def classify(
+    a: Assignment,
+    loss_at_init: float,
+    train_loss: list[float],
+    steps: list[int],
+    final_acc: float,
+    escape_step: int | None,
+) -> str:
     r = a.circle.regimes
     chance = chance_loss(2)
     if not all(map(torch.isfinite, torch.tensor([loss_at_init, *train_loss]))):
@@ -83,8 +89,10 @@ def analyse(run: Run, a: Assignment, y_train: torch.Tensor, y_val: torch.Tensor,
         train_loss = [cross_entropy(t, y_train) for t in train]
         val_loss = [cross_entropy(v, y_val) for v in val]
         val_acc = [accuracy(v, y_val) for v in val]
-        escape = next((s for s, loss in zip(steps, train_loss, strict=True)
-                       if loss < a.circle.regimes.escape_fraction * chance), None)
+        escape = next(
+            (s for s, loss in zip(steps, train_loss, strict=True) if loss < a.circle.regimes.escape_fraction * chance),
+            None,
+        )
         regime = classify(a, val_loss[0], train_loss, steps, val_acc[-1], escape)
         grid = None
         if spec.get("grid"):

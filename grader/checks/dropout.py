@@ -61,7 +61,9 @@ def _passes_equal(run: Run, a: str, b: str, n: int) -> bool:
 
 
 def _no_dropout(ins: list[torch.Tensor], srcs: list[torch.Tensor]) -> bool:
-    return all(x.shape == s.shape and torch.allclose(x, s, rtol=1e-4, atol=1e-5) for x, s in zip(ins, srcs, strict=True))
+    return all(
+        x.shape == s.shape and torch.allclose(x, s, rtol=1e-4, atol=1e-5) for x, s in zip(ins, srcs, strict=True)
+    )
 
 
 def _rate_item(a: Assignment, item_id: str, title: str, measured: list[dict], expected: float, where: str) -> Item:
@@ -70,13 +72,25 @@ def _rate_item(a: Assignment, item_id: str, title: str, measured: list[dict], ex
     unscaled = [r for r in measured if not bad and not abs(r["scale"] * (1 - expected) - 1) <= 0.02]
     shown = ", ".join(f"{r['rate']:.1%}" for r in measured)
     if bad:
-        return item(a, ID, item_id, title, False,
-                    f"In train mode {where} dropped {shown} of the values; the lab asks for {expected:.0%}.")
+        return item(
+            a,
+            ID,
+            item_id,
+            title,
+            False,
+            f"In train mode {where} dropped {shown} of the values; the lab asks for {expected:.0%}.",
+        )
     if unscaled:
-        return item(a, ID, item_id, title, False,
-                    f"Dropout on {where} drops {shown} in train mode but scales the kept values by "
-                    f"x{unscaled[0]['scale']:.3g} instead of x{1 / (1 - expected):.3g} (inverted dropout: divide by "
-                    "1 - p in training, so eval mode needs no rescaling).")
+        return item(
+            a,
+            ID,
+            item_id,
+            title,
+            False,
+            f"Dropout on {where} drops {shown} in train mode but scales the kept values by "
+            f"x{unscaled[0]['scale']:.3g} instead of x{1 / (1 - expected):.3g} (inverted dropout: divide by "
+            "1 - p in training, so eval mode needs no rescaling).",
+        )
     return item(a, ID, item_id, title, True, f"Dropout on {where} drops {shown} in train mode, scaled by 1/(1-p).")
 
 
@@ -84,30 +98,64 @@ def implementation_items(a: Assignment, drop: Run, plain: Run, probe: torch.Tens
     n = probe.shape[0]
     ins_e, outs_e = layer_io(drop, "eval0", probe)
     eval_ok = _passes_equal(drop, "eval0", "eval1", n) and _no_dropout(ins_e, sources(ins_e, outs_e, probe))
-    items = [item(a, ID, "eval_mode", "Dropout off in eval mode", eval_ok,
-                  "In eval mode mnist_model(True) is deterministic and drops nothing." if eval_ok else
-                  "In eval mode mnist_model(True) still drops or rescales values (two eval passes differ, or a "
-                  "layer's input is not the previous ReLU output). Dropout must be off after model.eval().")]
+    items = [
+        item(
+            a,
+            ID,
+            "eval_mode",
+            "Dropout off in eval mode",
+            eval_ok,
+            "In eval mode mnist_model(True) is deterministic and drops nothing."
+            if eval_ok
+            else "In eval mode mnist_model(True) still drops or rescales values (two eval passes differ, or a "
+            "layer's input is not the previous ReLU output). Dropout must be off after model.eval().",
+        )
+    ]
     ins_p, outs_p = layer_io(plain, "train0", probe)
     plain_ok = _passes_equal(plain, "train0", "train1", n) and _no_dropout(ins_p, sources(ins_p, outs_p, probe))
-    items.append(item(a, ID, "no_dropout_variant", "mnist_model(False) has no dropout", plain_ok,
-                      "mnist_model(False) drops nothing, even in train mode." if plain_ok else
-                      "mnist_model(False) still drops values in train mode; build it without dropout."))
+    items.append(
+        item(
+            a,
+            ID,
+            "no_dropout_variant",
+            "mnist_model(False) has no dropout",
+            plain_ok,
+            "mnist_model(False) drops nothing, even in train mode."
+            if plain_ok
+            else "mnist_model(False) still drops values in train mode; build it without dropout.",
+        )
+    )
     measured: list[dict] = []
     for mode in ("train0", "train1"):
         ins, outs = layer_io(drop, mode, probe)
         rates = measure(ins, sources(ins, outs, probe))
-        measured = rates if not measured else [
-            {k: (r[k] + q[k]) / 2 if k != "shape_mismatch" else r[k] or q[k] for k in r}
-            for r, q in zip(measured, rates, strict=True)]
+        measured = (
+            rates
+            if not measured
+            else [
+                {k: (r[k] + q[k]) / 2 if k != "shape_mismatch" else r[k] or q[k] for k in r}
+                for r, q in zip(measured, rates, strict=True)
+            ]
+        )
     stochastic = not _passes_equal(drop, "train0", "train1", n)
     m = a.mnist
     items.append(_rate_item(a, "input_rate", "20% dropout on the input", measured[:1], m.input_rate, "the input"))
-    hidden = _rate_item(a, "hidden_rate", "50% dropout after each hidden layer", measured[1:], m.hidden_rate,
-                        "the hidden layers")
+    hidden = _rate_item(
+        a,
+        "hidden_rate",
+        "50% dropout after each hidden layer",
+        measured[1:],
+        m.hidden_rate,
+        "the hidden layers",
+    )
     if not stochastic and hidden.passed:
-        hidden = hidden.model_copy(update={"passed": False, "points": 0.0,
-                                           "detail": "Two train-mode passes gave identical outputs: no dropout."})
+        hidden = hidden.model_copy(
+            update={
+                "passed": False,
+                "points": 0.0,
+                "detail": "Two train-mode passes gave identical outputs: no dropout.",
+            }
+        )
     items.append(hidden)
     return items, {"measured_rates": measured, "train_mode_stochastic": stochastic}
 
@@ -138,8 +186,12 @@ def mc_ensemble(run: Run, session: Session) -> dict:
     means = mc.cumsum(0) / torch.arange(1, mc.shape[0] + 1, dtype=torch.float64)[:, None, None]
     errors = [100 * (1 - accuracy(m, labels)) for m in means]
     eval_logits = run.tensor("val_logits", (None, len(d.y_val), 10))[-1, :n]
-    return {"k": list(range(1, len(errors) + 1)), "error": errors, "eval_error": 100 * (1 - accuracy(eval_logits, labels)),
-            "images": n}
+    return {
+        "k": list(range(1, len(errors) + 1)),
+        "error": errors,
+        "eval_error": 100 * (1 - accuracy(eval_logits, labels)),
+        "images": n,
+    }
 
 
 def check(session: Session, a: Assignment) -> CheckResult:
@@ -159,21 +211,40 @@ def check(session: Session, a: Assignment) -> CheckResult:
     metrics["with_dropout"], metrics["without_dropout"] = with_dropout, without
     learned = with_dropout["val_error"] < 50.0
     regularizes = learned and with_dropout["gap"] < without["gap"]
-    detail = (f"Generalization gap (validation - training loss): {with_dropout['gap']:.3f} with dropout, "
-              f"{without['gap']:.3f} without.")
+    detail = (
+        f"Generalization gap (validation - training loss): {with_dropout['gap']:.3f} with dropout, "
+        f"{without['gap']:.3f} without."
+    )
     if not learned:
         detail += f" The dropout model did not learn (validation error {with_dropout['val_error']:.1f}%)."
     elif not regularizes:
         detail += " Dropout should shrink the gap; check the rates and where the dropout layers sit."
     items.append(item(a, ID, "regularization", "Dropout shrinks the generalization gap", regularizes, detail))
     mc = metrics["mc"]
-    items.append(Item(id="mc_ensemble", title="MC-dropout ensemble", passed=True, points=0.0, max_points=0.0,
-                      detail=f"Averaging {mc['k'][-1]} train-mode passes gives {mc['error'][-1]:.2f}% validation "
-                             f"error on {mc['images']} images; the eval-mode model gives {mc['eval_error']:.2f}%."))
+    items.append(
+        Item(
+            id="mc_ensemble",
+            title="MC-dropout ensemble",
+            passed=True,
+            points=0.0,
+            max_points=0.0,
+            detail=f"Averaging {mc['k'][-1]} train-mode passes gives {mc['error'][-1]:.2f}% validation "
+            f"error on {mc['images']} images; the eval-mode model gives {mc['eval_error']:.2f}%.",
+        )
+    )
     epochs = list(range(len(with_dropout["curves"]["train_loss"])))
-    series = [Series(name=f"{variant}.{k}", x=epochs, y=v)
-              for variant, s in (("with_dropout", with_dropout), ("without_dropout", without))
-              for k, v in s["curves"].items()]
+    series = [
+        Series(name=f"{variant}.{k}", x=epochs, y=v)
+        for variant, s in (("with_dropout", with_dropout), ("without_dropout", without))
+        for k, v in s["curves"].items()
+    ]
     series.append(Series(name="mc.error", x=mc["k"], y=mc["error"], meta={"eval_error": mc["eval_error"]}))
-    return scored(ID, TITLE, items, hint=HINT, metrics=metrics, series=series,
-                  passed_message="Dropout acts at the asked rates in training only, and it shrinks the gap.")
+    return scored(
+        ID,
+        TITLE,
+        items,
+        hint=HINT,
+        metrics=metrics,
+        series=series,
+        passed_message="Dropout acts at the asked rates in training only, and it shrinks the gap.",
+    )

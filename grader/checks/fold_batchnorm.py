@@ -59,9 +59,18 @@ def check(session: Session, a: Assignment) -> CheckResult:
         return not_run(ID, TITLE, a.max_points(ID), bad_reply_failure(BadReply("no layer list")), "fold_batchnorm")
     kinds = [str(layer.get("type")) if isinstance(layer, dict) else "?" for layer in layers]
     batchnorms = [k for k in kinds if "Norm" in k]
-    items = [item(a, ID, "no_batchnorm", "No BatchNorm left", not batchnorms,
-                  "The folded model runs no BatchNorm layer." if not batchnorms else
-                  f"The folded model still runs {len(batchnorms)} normalization layer(s) ({', '.join(batchnorms)}).")]
+    items = [
+        item(
+            a,
+            ID,
+            "no_batchnorm",
+            "No BatchNorm left",
+            not batchnorms,
+            "The folded model runs no BatchNorm layer."
+            if not batchnorms
+            else f"The folded model still runs {len(batchnorms)} normalization layer(s) ({', '.join(batchnorms)}).",
+        )
+    ]
     metrics: dict = {"layers": kinds}
     series: list[Series] = []
     try:
@@ -69,8 +78,16 @@ def check(session: Session, a: Assignment) -> CheckResult:
         with torch.no_grad():
             folded_y = rebuild(run, layers)(x.double())
     except BadReply as e:
-        items.append(item(a, ID, "same_outputs", "Same outputs as the original", False,
-                          f"The folded model could not be checked: {e}."))
+        items.append(
+            item(
+                a,
+                ID,
+                "same_outputs",
+                "Same outputs as the original",
+                False,
+                f"The folded model could not be checked: {e}.",
+            )
+        )
         return scored(ID, TITLE, items, hint=HINT, metrics=metrics, passed_message="")
     scale = max(1.0, float(expected.abs().max()))
     error = float((folded_y - expected).abs().max()) / scale
@@ -78,18 +95,31 @@ def check(session: Session, a: Assignment) -> CheckResult:
     ok = error <= a.batchnorm.tolerance and consistent and not batchnorms
     metrics |= {"max_relative_error": error, "tolerance": a.batchnorm.tolerance, "consistent": consistent}
     if ok:
-        detail = f"Largest difference from the original outputs: {error:.2g} (relative; tolerance {a.batchnorm.tolerance:g})."
+        detail = (
+            f"Largest difference from the original outputs: {error:.2g} "
+            f"(relative; tolerance {a.batchnorm.tolerance:g})."
+        )
     elif not consistent:
         detail = "The folded model's own output differs from what its Linear and Tanh layers compute."
     elif batchnorms:
         detail = "The outputs are only checked once no BatchNorm layer is left."
     else:
-        detail = (f"The folded model's outputs differ from the original's by up to {error:.3g} (relative), "
-                  f"more than the float32 tolerance {a.batchnorm.tolerance:g}.")
+        detail = (
+            f"The folded model's outputs differ from the original's by up to {error:.3g} (relative), "
+            f"more than the float32 tolerance {a.batchnorm.tolerance:g}."
+        )
     items.append(item(a, ID, "same_outputs", "Same outputs as the original", ok, detail))
     sample = torch.linspace(0, expected.numel() - 1, min(400, expected.numel())).long()
-    series.append(Series(name="fold.outputs", x=expected.flatten()[sample].tolist(),
-                         y=folded_y.flatten()[sample].tolist()))
+    series.append(
+        Series(name="fold.outputs", x=expected.flatten()[sample].tolist(), y=folded_y.flatten()[sample].tolist())
+    )
     series.append(Series(name="fold.abs_error", y=(folded_y - expected).abs().flatten()[sample].tolist()))
-    return scored(ID, TITLE, items, hint=HINT, metrics=metrics, series=series,
-                  passed_message="Your fold removes every BatchNorm and keeps the eval-mode outputs.")
+    return scored(
+        ID,
+        TITLE,
+        items,
+        hint=HINT,
+        metrics=metrics,
+        series=series,
+        passed_message="Your fold removes every BatchNorm and keeps the eval-mode outputs.",
+    )

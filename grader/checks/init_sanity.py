@@ -34,16 +34,16 @@ def model_problems(run: Run, index: int, label: str) -> tuple[list[str], dict]:
     if not isinstance(names, list) or not all(isinstance(n, str) and _NAME.match(n) for n in names):
         raise BadReply(f"no valid parameter names for {label}")
     init = {n: run.tensor(f"m{index}.init.{n}") for n in names}
-    final = {n: run.tensor(f"m{index}.final.{n}", tuple(init[n].shape), finite=False) for n in names}
-    moved = {n: not torch.equal(init[n], final[n]) for n in names}
+    grads = {n: run.tensor(f"m{index}.grad.{n}", tuple(init[n].shape), finite=False) for n in names}
+    got_gradient = {n: bool((grads[n] != 0).any()) for n in names}  # NaN counts as gradient: it is not zero
     weights = [n for n in names if init[n].ndim == 2]
-    frozen = [n for n in weights if not moved[n]]
+    frozen = [n for n in weights if not got_gradient[n]]
     problems = []
     if frozen:
-        learning = [n for n in names if moved[n]]
+        learning = [n for n in names if got_gradient[n]]
         problems.append(
             f"{label}: {', '.join(frozen)} received no gradient in the first steps"
-            + (f" (only {', '.join(learning)} changed)." if learning else " (no parameter changed at all).")
+            + (f" (only {', '.join(learning)} got gradient)." if learning else " (no parameter got any).")
         )
     copies = {}
     for n in weights[:-1]:  # hidden layers; output units are told apart by their targets
@@ -51,10 +51,12 @@ def model_problems(run: Run, index: int, label: str) -> tuple[list[str], dict]:
         copies[n] = duplicate_units(init[n], init.get(bias_name))
     copied = {n: c for n, c in copies.items() if c}
     if copied:
-        problems.append(f"{label}: hidden units start as exact copies ("
-                        + ", ".join(f"{c} of {init[n].shape[0]} units in {n}" for n, c in copied.items())
-                        + "), so they stay identical: no symmetry breaking.")
-    return problems, {"frozen": frozen, "duplicate_units": copies, "moved": moved}
+        problems.append(
+            f"{label}: hidden units start as exact copies ("
+            + ", ".join(f"{c} of {init[n].shape[0]} units in {n}" for n, c in copied.items())
+            + "), so they stay identical: no symmetry breaking."
+        )
+    return problems, {"frozen": frozen, "duplicate_units": copies, "got_gradient": got_gradient}
 
 
 def check(session: Session, a: Assignment) -> CheckResult:
@@ -79,7 +81,21 @@ def check(session: Session, a: Assignment) -> CheckResult:
                 problems += found
         except BadReply as e:
             problems.append(bad_reply_failure(e).message)
-        items.append(item(a, ID, group, factory, not problems,
-                          " ".join(problems) or f"Every weight of {factory} learns and no hidden units are copies."))
-    return scored(ID, TITLE, items, hint=HINT, metrics=metrics,
-                  passed_message="Every weight receives gradient and every hidden unit starts different.")
+        items.append(
+            item(
+                a,
+                ID,
+                group,
+                factory,
+                not problems,
+                " ".join(problems) or f"Every weight of {factory} learns and no hidden units are copies.",
+            )
+        )
+    return scored(
+        ID,
+        TITLE,
+        items,
+        hint=HINT,
+        metrics=metrics,
+        passed_message="Every weight receives gradient and every hidden unit starts different.",
+    )

@@ -32,14 +32,22 @@ def verdict(measured: float, n_classes: int) -> str:
     expected = chance_loss(n_classes)
     ratio = measured / expected
     if ratio > 1.5:
-        return (f"{measured:.3g} is {ratio:.3g}x the expected {expected:.3f}: the output layer is overconfident at "
-                "init (large logits), so training first spends steps shrinking them.")
+        return (
+            f"{measured:.3g} is {ratio:.3g}x the expected {expected:.3f}: the output layer is overconfident at "
+            "init (large logits), so training first spends steps shrinking them."
+        )
     return f"{measured:.3g} against the expected {expected:.3f}."
 
 
 def reported(item_id: str, title: str, measured: float, n_classes: int) -> Item:
-    return Item(id=item_id, title=title, passed=True, points=0.0, max_points=0.0,
-                detail=f"{title}: {verdict(measured, n_classes)} (prescribed init: reported, not scored)")
+    return Item(
+        id=item_id,
+        title=title,
+        passed=True,
+        points=0.0,
+        max_points=0.0,
+        detail=f"{title}: {verdict(measured, n_classes)} (prescribed init: reported, not scored)",
+    )
 
 
 def check(session: Session, a: Assignment) -> CheckResult:
@@ -56,15 +64,29 @@ def check(session: Session, a: Assignment) -> CheckResult:
     measured = median(losses)
     gap = abs(measured - expected) / expected
     ok = gap <= a.init_loss.tolerance
-    detail = (f"circle_model(None): median loss at init over {len(runs)} seeds is {verdict(measured, 2)}"
-              + ("" if ok else f" More than {a.init_loss.tolerance:.0%} off."))
+    detail = f"circle_model(None): median loss at init over {len(runs)} seeds is {verdict(measured, 2)}" + (
+        "" if ok else f" More than {a.init_loss.tolerance:.0%} off."
+    )
     items = [item(a, ID, "circle_recommended", "circle_model(None), your recommended init", ok, detail)]
     metrics: dict = {"expected": expected, "circle_recommended": {"median": measured, "per_seed": losses}}
     items += _reported_items(session, metrics)
-    series = [Series(name="loss_at_init", x=list(range(len(items))), y=[_measured(metrics, i.id) for i in items],
-                     meta={"labels": [i.title for i in items], "expected": [_expected(metrics, i.id) for i in items]})]
-    return scored(ID, TITLE, items, hint=HINT, metrics=metrics, series=series,
-                  passed_message=f"Your recommended init starts at loss {measured:.3f}, close to ln 2 = {expected:.3f}.")
+    series = [
+        Series(
+            name="loss_at_init",
+            x=list(range(len(items))),
+            y=[_measured(metrics, i.id) for i in items],
+            meta={"labels": [i.title for i in items], "expected": [_expected(metrics, i.id) for i in items]},
+        )
+    ]
+    return scored(
+        ID,
+        TITLE,
+        items,
+        hint=HINT,
+        metrics=metrics,
+        series=series,
+        passed_message=f"Your recommended init starts at loss {measured:.3f}, close to ln 2 = {expected:.3f}.",
+    )
 
 
 def _measured(metrics: dict, item_id: str) -> float | None:

@@ -47,10 +47,15 @@ def _verify(a: Assignment, label: str, sigma: float, runs: list[CircleRun], grid
         detail = f"SIGMAS['{label}'] = {sigma:g}: {counts[label]} of {n} seeds {REGIME_TEXT[label]}."
     else:
         fits = [s for s, summary in grid.items() if summary["regime"] == label]
-        where = (f" In your sweep, sigma {', '.join(f'{s:g}' for s in fits)} behaved as '{label}'." if fits
-                 else f" No grid sigma behaved as '{label}' for your model.")
-        detail = (f"SIGMAS['{label}'] = {sigma:g} should be '{label}' ({REGIME_TEXT[label]}), but over {n} seeds "
-                  f"your model gave: {shown}; most {REGIME_TEXT[regime]}.{where}")
+        where = (
+            f" In your sweep, sigma {', '.join(f'{s:g}' for s in fits)} behaved as '{label}'."
+            if fits
+            else f" No grid sigma behaved as '{label}' for your model."
+        )
+        detail = (
+            f"SIGMAS['{label}'] = {sigma:g} should be '{label}' ({REGIME_TEXT[label]}), but over {n} seeds "
+            f"your model gave: {shown}; most {REGIME_TEXT[regime]}.{where}"
+        )
     return item(a, ID, label, f"SIGMAS['{label}']", ok, detail)
 
 
@@ -70,14 +75,25 @@ def check(session: Session, a: Assignment) -> CheckResult:
     grid = {s: _summary(rs) for s, rs in grid_runs.items()}
     metrics: dict = {"grid": [{"sigma": s, **summary} for s, summary in grid.items()]}
     series = [
-        Series(name="sweep.final_val_loss", x=list(grid), y=[g["final_val_loss"] for g in grid.values()],
-               meta={"regimes": [g["regime"] for g in grid.values()]}),
-        Series(name="sweep.final_val_acc", x=list(grid), y=[g["final_val_acc"] for g in grid.values()],
-               meta={"regimes": [g["regime"] for g in grid.values()]}),
+        Series(
+            name="sweep.final_val_loss",
+            x=list(grid),
+            y=[g["final_val_loss"] for g in grid.values()],
+            meta={"regimes": [g["regime"] for g in grid.values()]},
+        ),
+        Series(
+            name="sweep.final_val_acc",
+            x=list(grid),
+            y=[g["final_val_acc"] for g in grid.values()],
+            meta={"regimes": [g["regime"] for g in grid.values()]},
+        ),
     ]
     if not session.sigmas:
-        failure = Failure(kind="missing_name", message="SIGMAS must be a dict with float values for 'small', "
-                          "'good' and 'big', e.g. SIGMAS = {'small': 0.1, 'good': 1.0, 'big': 5.0}.")
+        failure = Failure(
+            kind="missing_name",
+            message="SIGMAS must be a dict with float values for 'small', "
+            "'good' and 'big', e.g. SIGMAS = {'small': 0.1, 'good': 1.0, 'big': 5.0}.",
+        )
         result = not_run(ID, TITLE, a.max_points(ID), failure, "Your SIGMAS")
         return result.model_copy(update={"metrics": metrics, "series": series})
     items = []
@@ -91,15 +107,29 @@ def check(session: Session, a: Assignment) -> CheckResult:
         first = labelled[0]
         series += _curve(f"sigma_{label}", first, sigma=session.sigmas[label], seed=first.spec["seed"])
     _comparisons(session, runs, metrics, series)
-    return scored(ID, TITLE, items, hint=HINT, metrics=metrics, series=series,
-                  passed_message="Your three sigmas behave as the lab describes on your own model.")
+    return scored(
+        ID,
+        TITLE,
+        items,
+        hint=HINT,
+        metrics=metrics,
+        series=series,
+        passed_message="Your three sigmas behave as the lab describes on your own model.",
+    )
 
 
 def _boundary(name: str, r: CircleRun, session: Session) -> Series:
     assert r.grid_prob is not None
-    return Series(name=f"boundary.{name}", values=r.grid_prob.tolist(),
-                  meta={"extent": list(session.grid_extent), "sigma": r.spec["sigma"], "seed": r.spec["seed"],
-                        "raw_inputs": r.spec["raw"]})
+    return Series(
+        name=f"boundary.{name}",
+        values=r.grid_prob.tolist(),
+        meta={
+            "extent": list(session.grid_extent),
+            "sigma": r.spec["sigma"],
+            "seed": r.spec["seed"],
+            "raw_inputs": r.spec["raw"],
+        },
+    )
 
 
 def _comparisons(session: Session, runs: list[CircleRun], metrics: dict, series: list[Series]) -> None:

@@ -31,12 +31,20 @@ def layer_stats(run: Run, prefix: str) -> list[dict]:
     k = 1
     while run.has(f"{prefix}.act{k}"):
         act = run.tensor(f"{prefix}.act{k}", (None, None))
-        entry = {"layer": k, "mean": float(act.mean()), "std": float(act.std()),
-                 "dead_percent": 100 * float((act == 0).all(0).double().mean()),
-                 "histogram": histogram(act)}
+        entry = {
+            "layer": k,
+            "mean": float(act.mean()),
+            "std": float(act.std()),
+            "dead_percent": 100 * float((act == 0).all(0).double().mean()),
+            "histogram": histogram(act),
+        }
         if run.has(f"{prefix}.actgrad{k}"):
             grad = run.tensor(f"{prefix}.actgrad{k}", tuple(act.shape))
-            entry |= {"grad_mean": float(grad.mean()), "grad_std": float(grad.std()), "grad_histogram": histogram(grad)}
+            entry |= {
+                "grad_mean": float(grad.mean()),
+                "grad_std": float(grad.std()),
+                "grad_histogram": histogram(grad),
+            }
         stats.append(entry)
         k += 1
     return stats
@@ -48,8 +56,15 @@ def grad_data_ratios(run: Run, prefix: str) -> list[dict]:
     while run.has(f"{prefix}.wgrad{k}"):
         w = run.tensor(f"{prefix}.w{k}", (None, None))
         g = run.tensor(f"{prefix}.wgrad{k}", tuple(w.shape))
-        ratios.append({"layer": k, "shape": list(w.shape), "grad_std": float(g.std()), "data_std": float(w.std()),
-                       "ratio": float(g.std() / w.std().clamp(min=1e-30))})
+        ratios.append(
+            {
+                "layer": k,
+                "shape": list(w.shape),
+                "grad_std": float(g.std()),
+                "data_std": float(w.std()),
+                "ratio": float(g.std() / w.std().clamp(min=1e-30)),
+            }
+        )
         k += 1
     return ratios
 
@@ -65,7 +80,7 @@ def diagnostics(run: Run) -> tuple[dict, list[Series]]:
     steps = list(range(0, ratios.shape[0], step))
     for j in range(ratios.shape[1]):
         series.append(Series(name=f"update_ratio.w{j}", x=steps, y=ratios[::step, j].tolist(), meta={"guide": -3.0}))
-    metrics["update_ratio_final"] = ratios[-max(1, ratios.shape[0] // 10):].mean(0).tolist() if len(ratios) else []
+    metrics["update_ratio_final"] = ratios[-max(1, ratios.shape[0] // 10) :].mean(0).tolist() if len(ratios) else []
     return metrics, series
 
 
@@ -86,7 +101,17 @@ def check(session: Session, a: Assignment) -> CheckResult:
         series += [x.model_copy(update={"name": f"{variant}.{x.name}"}) for x in s]
         dead = max((layer["dead_percent"] for layer in metrics[variant]["final"]["layers"]), default=0.0)
         ratio = max(metrics[variant]["update_ratio_final"], default=float("nan"))
-        notes.append(f"mnist_model({dropout}): at most {dead:.1f}% dead ReLU units per layer after training; "
-                     f"final update:data ratio up to 10^{ratio:.1f} (rule of thumb: about 10^-3).")
-    return CheckResult(id=ID, title=TITLE, status="passed", score=0.0, max_score=0.0, message=" ".join(notes),
-                       metrics=metrics, series=series)
+        notes.append(
+            f"mnist_model({dropout}): at most {dead:.1f}% dead ReLU units per layer after training; "
+            f"final update:data ratio up to 10^{ratio:.1f} (rule of thumb: about 10^-3)."
+        )
+    return CheckResult(
+        id=ID,
+        title=TITLE,
+        status="passed",
+        score=0.0,
+        max_score=0.0,
+        message=" ".join(notes),
+        metrics=metrics,
+        series=series,
+    )

@@ -21,7 +21,13 @@ FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 FASHION_MNIST_DEFAULT = Path("/usr/share/datasets/fashion-mnist")
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4")}
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+}
 
 
 class MnistNotFound(FileNotFoundError):
@@ -70,7 +76,11 @@ def locate(data_dir: Path | None) -> tuple[str, Path, dict[str, Path]]:
     """Pick the data set: `DATA_DIR/mnist` (or DATA_DIR itself), then `DATA_DIR/fashion-mnist`, then Debian's."""
     candidates: list[tuple[str, Path]] = []
     if data_dir is not None:
-        candidates += [("mnist", data_dir / "mnist"), ("mnist", data_dir), ("fashion-mnist", data_dir / "fashion-mnist")]
+        candidates += [
+            ("mnist", data_dir / "mnist"),
+            ("mnist", data_dir),
+            ("fashion-mnist", data_dir / "fashion-mnist"),
+        ]
     candidates.append(("fashion-mnist", FASHION_MNIST_DEFAULT))
     for name, folder in candidates:
         files = _idx_folder(folder)

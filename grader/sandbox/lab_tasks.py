@@ -239,7 +239,10 @@ def mnist_train(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict
             # update:data ratio (makemore): log10(std(update) / std(weights)); reported, never scored
             with torch.no_grad():
                 ratios.append(
-                    [math.log10(max(float((w - b).std() / w.std()), 1e-30)) for w, b in zip(weights, before, strict=True)]
+                    [
+                        math.log10(max(float((w - b).std() / w.std()), 1e-30))
+                        for w, b in zip(weights, before, strict=True)
+                    ]
                 )
         train_logits.append(_eval_logits(model, x))
         val_logits.append(_eval_logits(model, x_val))
@@ -258,8 +261,8 @@ def mnist_train(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict
 
 
 def init_sanity(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
-    """makemore E01: each model's parameters at init and after a few SGD steps on training data (the parent
-    finds the parameters that never move and the hidden units that are exact copies)."""
+    """makemore E01: each model's parameters at init and the sum of |gradient| over a few SGD steps on training
+    data (the parent finds the parameters that never get any gradient and the hidden units that are copies)."""
     out: Tensors = {}
     meta: dict[str, Any] = {}
     for i, spec in enumerate(params["models"]):
@@ -271,13 +274,18 @@ def init_sanity(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict
         for n, p in model.named_parameters():
             out[f"m{i}.init.{n}"] = p.detach().clone()
         opt = torch.optim.SGD(model.parameters(), lr=float(params["lr"]))
+        grad_sum = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
         model.train()
         for _ in range(int(params["steps"])):
             opt.zero_grad()
-            F.cross_entropy(logits_of(model, x, spec["n_classes"], f"{spec['factory']}{tuple(spec['args'])}"), y).backward()
+            what = f"{spec['factory']}{tuple(spec['args'])}"
+            F.cross_entropy(logits_of(model, x, spec["n_classes"], what), y).backward()
+            for n, p in model.named_parameters():
+                if p.grad is not None:
+                    grad_sum[n] += p.grad.detach().abs()
             opt.step()
-        for n, p in model.named_parameters():
-            out[f"m{i}.final.{n}"] = p.detach().clone()
+        for n, g in grad_sum.items():
+            out[f"m{i}.grad.{n}"] = g
     return meta, out
 
 
@@ -294,7 +302,9 @@ def fold_batchnorm(module: ModuleType, params: dict, inputs: Tensors) -> tuple[d
     with torch.no_grad():
         folded = fold(model)
     if not isinstance(folded, nn.Module):
-        raise ContractError(f"fold_batchnorm(model) must return a torch.nn.Module, but returned {type(folded).__name__}.")
+        raise ContractError(
+            f"fold_batchnorm(model) must return a torch.nn.Module, but returned {type(folded).__name__}."
+        )
     folded.eval()
     executed: list[nn.Module] = []
     handles = [

@@ -39,8 +39,12 @@ def reply_for(model: nn.Sequential, init: str, x: torch.Tensor, g: torch.Tensor)
             outs.append((layer, h))
     h.backward(g)
     for k, (layer, z) in enumerate(outs):
-        tensors |= {f"{init}.z{k}": z.detach().numpy(), f"{init}.dz{k}": z.grad.numpy(),
-                    f"{init}.w{k}": layer.weight.detach().numpy(), f"{init}.b{k}": layer.bias.detach().numpy()}
+        tensors |= {
+            f"{init}.z{k}": z.detach().numpy(),
+            f"{init}.dz{k}": z.grad.numpy(),
+            f"{init}.w{k}": layer.weight.detach().numpy(),
+            f"{init}.b{k}": layer.bias.detach().numpy(),
+        }
     reply = SandboxReply(ok=True, meta={}, tensors=tensors, failure=None, log_tail="", wall_seconds=0.0)
     return Run("deep", {}, reply)
 
@@ -55,7 +59,9 @@ def test_identify_names_each_known_init(name):
     assert found == name
 
 
-@pytest.mark.parametrize("init,per_layer", [("normal", math.sqrt(100 / 2)), ("xavier", math.sqrt(0.5)), ("kaiming", 1.0)])
+@pytest.mark.parametrize(
+    "init,per_layer", [("normal", math.sqrt(100 / 2)), ("xavier", math.sqrt(0.5)), ("kaiming", 1.0)]
+)
 def test_expected_growth_per_layer(init, per_layer):
     x, g = torch.randn(512, 2), torch.randn(512, 2)
     stats = analyse(reply_for(net(CANDIDATES[init][1], 0), init, x, g), init, x, g)

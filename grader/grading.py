@@ -49,13 +49,18 @@ def read_submission(path: Path) -> tuple[Submission, Failure | None]:
     raw = path.read_bytes()
     sub = Submission(filename=path.name, sha256=hashlib.sha256(raw).hexdigest(), size_bytes=len(raw))
     if len(raw) > MAX_SUBMISSION_BYTES:
-        return sub, Failure(kind="too_large", message=f"The file is {len(raw)} bytes; submissions are limited to "
-                            f"{MAX_SUBMISSION_BYTES} bytes. Submit only your Python source, without data or weights.")
+        return sub, Failure(
+            kind="too_large",
+            message=f"The file is {len(raw)} bytes; submissions are limited to "
+            f"{MAX_SUBMISSION_BYTES} bytes. Submit only your Python source, without data or weights.",
+        )
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        return sub, Failure(kind="encoding", message=f"The file is not UTF-8 text (byte {e.start}); save it as a "
-                            "UTF-8 Python file.")
+        return sub, Failure(
+            kind="encoding",
+            message=f"The file is not UTF-8 text (byte {e.start}); save it as a UTF-8 Python file.",
+        )
     return sub, None
 
 
@@ -66,8 +71,15 @@ def _validated_load(meta: dict) -> tuple[dict[str, str], dict[str, float] | None
     sigmas = meta.get("sigmas")
     if not (isinstance(sigmas, dict) and all(isinstance(k, str) for k in sigmas)):
         return names, None
-    clean = {k: float(v) for k, v in sigmas.items() if k in ("small", "good", "big")
-             and isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0}
+    clean = {
+        k: float(v)
+        for k, v in sigmas.items()
+        if k in ("small", "good", "big")
+        and isinstance(v, int | float)
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+        and v > 0
+    }
     return names, clean or None
 
 
@@ -96,9 +108,15 @@ def grade(
         mnist = load_mnist(data_dir, a.mnist.n_train, a.mnist.n_val)
     except (FileNotFoundError, ValueError) as e:
         raise GradingError(str(e)) from e
-    datasets = [Dataset(name="circle", source="generated (lab template's generator)", n_train=a.circle.n_train,
-                        n_val=a.circle.n_val),
-                Dataset(name=mnist.name, source=mnist.source, n_train=a.mnist.n_train, n_val=a.mnist.n_val)]
+    datasets = [
+        Dataset(
+            name="circle",
+            source="generated (lab template's generator)",
+            n_train=a.circle.n_train,
+            n_val=a.circle.n_val,
+        ),
+        Dataset(name=mnist.name, source=mnist.source, n_train=a.mnist.n_train, n_val=a.mnist.n_val),
+    ]
     limits = Limits(wall_seconds=a.limits.wall_seconds, cpu_seconds=a.limits.cpu_seconds, memory_mb=a.limits.memory_mb)
     isolation = detect_isolation(limits)
     hidden = outermost({Path(mnist.source), FASHION_MNIST_DEFAULT.parent} | ({data_dir} if data_dir else set()))
@@ -106,8 +124,15 @@ def grade(
     checks: list[CheckResult]
     if failure is None:
         report("loading your file", 0, 1)
-        loaded = run_task(submission, "load", params={}, inputs={}, limits=limits.model_copy(update={"wall_seconds": 60}),
-                          device=device, hidden_paths=hidden)
+        loaded = run_task(
+            submission,
+            "load",
+            params={},
+            inputs={},
+            limits=limits.model_copy(update={"wall_seconds": 60}),
+            device=device,
+            hidden_paths=hidden,
+        )
         if loaded.ok:
             sub.names, sigmas = _validated_load(loaded.meta)
         else:
@@ -132,9 +157,19 @@ def _run_checks(submission, a, circle, mnist, names, sigmas, device, workers, hi
     workers = workers or min(2, cores)
     done: list[str] = []
     total = [0]
-    session = Session(submission, a, circle, mnist, names=names, sigmas=sigmas, device=device, workers=workers,
-                      threads=max(1, cores // workers), hidden_paths=hidden,
-                      on_done=lambda name: (done.append(name), report(f"ran {name}", len(done), total[0])))
+    session = Session(
+        submission,
+        a,
+        circle,
+        mnist,
+        names=names,
+        sigmas=sigmas,
+        device=device,
+        workers=workers,
+        threads=max(1, cores // workers),
+        hidden_paths=hidden,
+        on_done=lambda name: (done.append(name), report(f"ran {name}", len(done), total[0])),
+    )
     try:
         total[0] = len(session.start_all())
         report("running your models", 0, total[0])
@@ -143,8 +178,10 @@ def _run_checks(submission, a, circle, mnist, names, sigmas, device, workers, hi
             t = time.monotonic()
             missing = [n for n in spec.needs if names.get(n) != "function"]
             if missing:
-                f = Failure(kind="missing_name", message=f"Your file does not define {missing[0]}(); add it with the "
-                            "signature in docs/students.md.")
+                f = Failure(
+                    kind="missing_name",
+                    message=f"Your file does not define {missing[0]}(); add it with the signature in docs/students.md.",
+                )
                 result = not_run(spec.id, spec.title, a.max_points(spec.id), f, spec.title)
             else:
                 result = spec.fn(session, a)
