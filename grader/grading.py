@@ -7,13 +7,14 @@ import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from grader.assignment import Assignment, load_assignment
 from grader.checks import CHECKS
 from grader.checks.base import not_run
-from grader.data import CircleData, load_mnist
+from grader.data import CircleData, MnistData, load_mnist
 from grader.data.mnist import FASHION_MNIST_DEFAULT
 from grader.device import cpu_count, resolve_device
 from grader.result import CheckResult, Dataset, Failure, GradeResult, IsolationInfo, Submission
@@ -83,6 +84,51 @@ def _validated_load(meta: dict) -> tuple[dict[str, str], dict[str, float] | None
     return names, clean or None
 
 
+@dataclass(frozen=True)
+class Setup:
+    """Everything trusted that a grading run needs before any student code runs."""
+
+    assignment: Assignment
+    device: str
+    circle: CircleData
+    mnist: MnistData
+    limits: Limits
+    hidden: list[Path]  # folders the sandbox must not see (they hold labels)
+
+
+def prepare(assignment: Assignment, device: str, data_dir: Path | None) -> Setup:
+    a = assignment
+    configured = Path(a.mnist.data_dir) if a.mnist.data_dir else None
+    data_dir = data_dir_from_env(data_dir or configured)
+    try:
+        mnist = load_mnist(data_dir, a.mnist.n_train, a.mnist.n_val)
+    except (FileNotFoundError, ValueError) as e:
+        raise GradingError(str(e)) from e
+    limits = Limits(wall_seconds=a.limits.wall_seconds, cpu_seconds=a.limits.cpu_seconds, memory_mb=a.limits.memory_mb)
+    hidden = outermost({Path(mnist.source), FASHION_MNIST_DEFAULT.parent} | ({data_dir} if data_dir else set()))
+    circle = CircleData.make(a.circle.n_train, a.circle.n_val, a.seed)
+    return Setup(a, resolve_device(device), circle, mnist, limits, hidden)
+
+
+def load(submission: Path, setup: Setup) -> tuple[Submission, dict[str, float] | None]:
+    """Check the file and import it once in the sandbox to learn which contract names it defines."""
+    sub, failure = read_submission(submission)
+    sigmas = None
+    if failure is None:
+        loaded = run_task(
+            submission, "load", params={}, inputs={}, limits=setup.limits.model_copy(update={"wall_seconds": 60}),
+            device=setup.device, hidden_paths=setup.hidden,
+        )  # fmt: skip
+        if loaded.ok:
+            sub.names, sigmas = _validated_load(loaded.meta)
+        else:
+            assert loaded.failure is not None
+            f = loaded.failure
+            failure = Failure(kind=f.kind, message=f.message, traceback=f.traceback)
+    sub.load_failure = failure
+    return sub, sigmas
+
+
 def grade(
     submission: Path,
     assignment: Assignment | None = None,
@@ -99,77 +145,46 @@ def grade(
     assignment = assignment or load_assignment()
     if fast:
         assignment = assignment.fast_budgets()
-    device = resolve_device(device)
     report = progress or (lambda what, step, total: None)
-    data_dir = data_dir_from_env(data_dir or (Path(assignment.mnist.data_dir) if assignment.mnist.data_dir else None))
-    a = assignment
-    circle = CircleData.make(a.circle.n_train, a.circle.n_val, a.seed)
-    try:
-        mnist = load_mnist(data_dir, a.mnist.n_train, a.mnist.n_val)
-    except (FileNotFoundError, ValueError) as e:
-        raise GradingError(str(e)) from e
-    datasets = [
-        Dataset(
-            name="circle",
-            source="generated (lab template's generator)",
-            n_train=a.circle.n_train,
-            n_val=a.circle.n_val,
-        ),
-        Dataset(name=mnist.name, source=mnist.source, n_train=a.mnist.n_train, n_val=a.mnist.n_val),
-    ]
-    limits = Limits(wall_seconds=a.limits.wall_seconds, cpu_seconds=a.limits.cpu_seconds, memory_mb=a.limits.memory_mb)
-    isolation = detect_isolation(limits)
-    hidden = outermost({Path(mnist.source), FASHION_MNIST_DEFAULT.parent} | ({data_dir} if data_dir else set()))
-    sub, failure = read_submission(submission)
-    checks: list[CheckResult]
-    if failure is None:
-        report("loading your file", 0, 1)
-        loaded = run_task(
-            submission,
-            "load",
-            params={},
-            inputs={},
-            limits=limits.model_copy(update={"wall_seconds": 60}),
-            device=device,
-            hidden_paths=hidden,
-        )
-        if loaded.ok:
-            sub.names, sigmas = _validated_load(loaded.meta)
-        else:
-            assert loaded.failure is not None
-            f = loaded.failure
-            failure = Failure(kind=f.kind, message=f.message, traceback=f.traceback)
-    if failure is not None:
-        sub.load_failure = failure
-        checks = [not_run(c.id, c.title, a.max_points(c.id), failure, "Your file") for c in CHECKS]
+    setup = prepare(assignment, device, data_dir)
+    a = setup.assignment
+    report("loading your file", 0, 1)
+    sub, sigmas = load(submission, setup)
+    if sub.load_failure is not None:
+        checks = [not_run(c.id, c.title, a.max_points(c.id), sub.load_failure, "Your file") for c in CHECKS]
     else:
-        checks = _run_checks(submission, a, circle, mnist, sub.names, sigmas, device, workers, hidden, report)
+        checks = _run_checks(submission, setup, sub.names, sigmas, workers or min(2, cpu_count()), report)
+    datasets = [
+        Dataset(name="circle", source="generated (the lab template's generator)", n_train=a.circle.n_train,
+                n_val=a.circle.n_val),
+        Dataset(name=setup.mnist.name, source=setup.mnist.source, n_train=a.mnist.n_train, n_val=a.mnist.n_val),
+    ]  # fmt: skip
+    isolation = detect_isolation(setup.limits)
     return GradeResult(
         grader_version=GRADER_VERSION, assignment_id=a.id, assignment_title=a.title, submission=sub,
-        started_at=started, finished_at=datetime.now(UTC), seconds=time.monotonic() - t0, device=device,
+        started_at=started, finished_at=datetime.now(UTC), seconds=time.monotonic() - t0, device=setup.device,
         seed=a.seed, fast_mode=fast, isolation=IsolationInfo(**isolation.model_dump()), datasets=datasets,
         checks=checks, score=sum(c.score for c in checks), max_score=sum(c.max_score for c in checks),
     )  # fmt: skip
 
 
-def _run_checks(submission, a, circle, mnist, names, sigmas, device, workers, hidden, report) -> list[CheckResult]:  # noqa: ANN001
-    cores = cpu_count()
-    workers = workers or min(2, cores)
+def _run_checks(
+    submission: Path,
+    setup: Setup,
+    names: dict[str, str],
+    sigmas: dict[str, float] | None,
+    workers: int,
+    report: Progress,
+) -> list[CheckResult]:
+    """Start every sandbox task (`workers` at a time), then score each check from the runs it needs."""
     done: list[str] = []
     total = [0]
     session = Session(
-        submission,
-        a,
-        circle,
-        mnist,
-        names=names,
-        sigmas=sigmas,
-        device=device,
-        workers=workers,
-        threads=max(1, cores // workers),
-        hidden_paths=hidden,
+        submission, setup.assignment, setup.circle, setup.mnist, names=names, sigmas=sigmas, device=setup.device,
+        workers=workers, threads=max(1, cpu_count() // workers), hidden_paths=setup.hidden,
         on_done=lambda name: (done.append(name), report(f"ran {name}", len(done), total[0])),
-    )
+    )  # fmt: skip
+    a = setup.assignment
     try:
         total[0] = len(session.start_all())
         report("running your models", 0, total[0])

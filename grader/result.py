@@ -7,7 +7,7 @@ import math
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 SCHEMA_VERSION = "1.0"
 
@@ -15,7 +15,7 @@ Status = Literal["passed", "failed", "error", "skipped"]
 Number = float | int | bool | str | None
 
 
-def rounded(values: Any, digits: int = 6) -> Any:
+def rounded(values: Any, digits: int) -> Any:
     """Round floats (nested in lists) to `digits` significant digits so result files stay small; NaN/inf -> None."""
     if isinstance(values, list | tuple):
         return [rounded(v, digits) for v in values]
@@ -34,6 +34,11 @@ class Series(BaseModel):
     y: list[float | None] | None = None
     values: list[list[float | None]] | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("x", "y", "values", mode="before")
+    @classmethod
+    def _round(cls, v: Any) -> Any:
+        return rounded(v, 5)
 
 
 class Item(BaseModel):

@@ -1,7 +1,7 @@
 """Each buggy submission loses points only in the check its bug breaks, with a message naming the fault."""
 
 import pytest
-from conftest import SUBMISSIONS, graded_fast
+from conftest import REFERENCE, SUBMISSIONS, graded_fast
 
 # file -> (broken check, failed items, words the student must read)
 BUGS = {
@@ -43,4 +43,18 @@ def test_missing_function_fails_only_its_own_checks(reference_fast):
     assert [i.id for i in sanity.items if not i.passed] == ["deep"]
     for check in result.checks:
         if check.id not in ("activation_stats", "init_sanity"):
+            assert check.score == check.max_score, check.id
+
+
+def test_missing_or_malformed_sigmas_fail_only_the_sweep(tmp_path, reference_fast):
+    source = REFERENCE.read_text()
+    assert 'SIGMAS = {"small": 0.1, "good": 1.0, "big": 5.0}' in source
+    path = tmp_path / "sigmas_as_list.py"
+    path.write_text(source.replace('SIGMAS = {"small": 0.1, "good": 1.0, "big": 5.0}', "SIGMAS = [0.1, 1.0, 5.0]"))
+    result = graded_fast(path)
+    sweep = result.check("sigma_sweep")
+    assert sweep.score == 0 and "SIGMAS must be a dict" in sweep.message
+    assert sweep.metrics["grid"], "the sweep itself still runs and is reported"
+    for check in result.checks:
+        if check.id != "sigma_sweep":
             assert check.score == check.max_score, check.id
