@@ -1,0 +1,432 @@
+"""Untrusted side: runs inside the sandbox, imports the student's file, runs one task, writes the reply.
+
+Protocol (job folder ``/job`` under bubblewrap): read the parent's secret token from stdin, then
+``request.json`` (a :class:`TaskRequest`) and ``inputs.safetensors`` (as CPU tensors). Import
+``submission.py`` as module ``submission``, run the task, write ``outputs.safetensors`` and then
+``reply.json`` (a :class:`ChildReply` carrying the token), and end the process with ``os._exit(0)``,
+so that student threads and atexit handlers cannot delay or change the outcome.
+
+Tasks are functions ``(module, params, inputs) -> (meta, tensors)``: the builtins below (which also get
+run_task's ``device``) plus ``grader.sandbox.lab_tasks.TASKS``. They raise :class:`ContractError` when
+student objects break the lab's contract; anything else raised inside them is reported as an exception
+in the student's code.
+
+The student's code runs in this very process and can change anything in it, including reading the
+token from memory. That can only spoil its own grade: the trusted parent validates everything written
+here. This module only guards against accidents: it keeps its own references to the functions that
+write the reply (student code may monkeypatch builtins, json, os or torch) and never lets a forked
+copy of this process write a reply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import faulthandler
+import functools
+import importlib.util
+import inspect
+import json
+import math
+import os
+import signal
+import sys
+import time
+import traceback
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import torch
+from safetensors.torch import load_file, save
+
+from grader.sandbox import lab_tasks
+from grader.sandbox.protocol import (
+    ALLOWED_DTYPES,
+    CONTRACT_NAMES,
+    INPUTS_FILE,
+    OUTPUTS_FILE,
+    REPLY_FILE,
+    REQUEST_FILE,
+    SUBMISSION_FILE,
+    TENSOR_NAME_RE,
+    ContractError,
+    ForwardParams,
+    SandboxFailure,
+    TaskRequest,
+)
+
+#: A finished task: (meta as JSON text, outputs as safetensors bytes), or why it failed.
+Outcome = tuple[str, bytes] | SandboxFailure
+
+# Private references, taken before any student code runs.
+_dumps = json.dumps
+_save = save
+_getpid = os.getpid
+_exit = os._exit
+_open, _write, _close, _replace = os.open, os.write, os.close, os.replace
+_MEMORY_ERRORS = (MemoryError, torch.OutOfMemoryError)
+
+_MAX_FRAMES = 20
+_DUMP_MARGIN_S = 0.5
+_MAX_EXCEPTION_TEXT = 1000
+_SHOWN_AS = "submission.py"
+
+
+def main(job_dir: str) -> NoReturn:
+    """Run the job in ``job_dir`` and end the process."""
+    main_pid = _getpid()
+    job = Path(job_dir)
+    os.chdir(job)
+    token = _read_token()
+    sys.stdout.reconfigure(line_buffering=True)  # keep prints and tracebacks in order in the log
+    request = TaskRequest.model_validate_json((job / REQUEST_FILE).read_bytes())
+    # Stacks in the log let the parent show where the student's code was at a timeout or CPU limit.
+    faulthandler.dump_traceback_later(max(0.1, request.deadline - time.time() - _DUMP_MARGIN_S))
+    faulthandler.register(signal.SIGXCPU, chain=True)
+    if request.threads is not None:
+        torch.set_num_threads(request.threads)
+    inputs = load_file(job / INPUTS_FILE)
+    outcome = _run(job / SUBMISSION_FILE, request, inputs)
+    if _getpid() != main_pid:
+        _end_forked_copy(outcome)
+    _flush_student_output()
+    _write_reply(job, token, outcome, request.limits.output_mb)
+    _exit(0)
+
+
+def _end_forked_copy(outcome: Outcome) -> NoReturn:
+    """End a copy of this process forked by student code without writing a reply.
+
+    A copy stopped by the process limit stays parked instead: exiting would free its slot and let a fork
+    bomb go on forever, while parked copies keep the limit reached until the original process sees it.
+    They die with the job's PID namespace.
+    """
+    if isinstance(outcome, SandboxFailure) and outcome.kind == "process_limit":
+        while True:
+            signal.pause()
+    _exit(0)
+
+
+def _read_token() -> str:
+    """Read the parent's token from stdin, then leave /dev/null there for the student's code."""
+    data = b""
+    while not data.endswith(b"\n") and (chunk := os.read(0, 256)):
+        data += chunk
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    return data.decode().strip()
+
+
+def _run(path: Path, request: TaskRequest, inputs: dict[str, torch.Tensor]) -> Outcome:
+    try:
+        module = _import_submission(path)
+    except BaseException as error:  # whatever the student's import raises is reported
+        return _import_failure(error, path, request)
+    builtin = _BUILTIN_TASKS.get(request.task)
+    task = functools.partial(builtin, device=request.device) if builtin else lab_tasks.TASKS[request.task]
+    try:
+        meta, tensors = task(module, request.params, inputs)
+        return _dumps(meta), _save(_wire_tensors(tensors))
+    except BaseException as error:  # whatever the student's code raises is reported
+        return _task_failure(error, module, path, request)
+
+
+def _import_submission(path: Path) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location("submission", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["submission"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- builtin tasks -----------------------------------------------------------------------------
+
+
+def _task_load(
+    module: types.ModuleType, params: dict, inputs: dict[str, torch.Tensor], device: str
+) -> tuple[dict, dict]:
+    """Report the kind of each contract name and the SIGMAS dict when it is well-formed."""
+    namespace = vars(module)
+    names = {name: _kind(namespace[name]) if name in namespace else "missing" for name in CONTRACT_NAMES}
+    return {"names": names, "sigmas": _sigmas(namespace.get("SIGMAS"))}, {}
+
+
+def _task_forward(
+    module: types.ModuleType, params: dict, inputs: dict[str, torch.Tensor], device: str
+) -> tuple[dict, dict]:
+    """Build ``factory(*args, **kwargs)`` after seeding torch and return its output on ``inputs["x"]``,
+    both on ``device``."""
+    spec = ForwardParams.model_validate(params)
+    name = spec.factory
+    factory = getattr(module, name)
+    if not callable(factory):
+        raise ContractError(f"`{name}` must be a function, but it is {_describe(factory)}.")
+    x = inputs["x"].to(device)
+    torch.manual_seed(spec.seed)
+    model = factory(*spec.args, **spec.kwargs)
+    if not isinstance(model, torch.nn.Module):
+        raise ContractError(f"{name}() must return a torch.nn.Module, but it returned {_describe(model)}.")
+    model.to(device)
+    model.train(spec.train)
+    with torch.no_grad():
+        y = model(x)
+    if not isinstance(y, torch.Tensor):
+        raise ContractError(f"The model built by {name}() must return a tensor, but it returned {_describe(y)}.")
+    expected = spec.expected_shape
+    if expected is not None and (
+        y.dim() != len(expected) or any(want not in (-1, got) for want, got in zip(expected, y.shape, strict=True))
+    ):
+        shape = ", ".join("any" if size == -1 else str(size) for size in expected)
+        raise ContractError(
+            f"The model built by {name}() returned a tensor of shape {tuple(y.shape)} for an input of shape "
+            f"{tuple(x.shape)}, but the expected shape is ({shape})."
+        )
+    return {}, {"y": y}
+
+
+_BUILTIN_TASKS: dict[str, Callable[..., tuple[dict, dict]]] = {"load": _task_load, "forward": _task_forward}
+
+
+def _kind(value: object) -> str:
+    if inspect.isfunction(value):
+        return "function"
+    if isinstance(value, dict):
+        return "dict"
+    return f"other:{type(value).__name__}"
+
+
+def _sigmas(value: object) -> dict[str, float] | None:
+    if type(value) is not dict:
+        return None
+    sigmas = {}
+    for key, sigma in value.items():
+        if type(key) is not str or type(sigma) not in (int, float) or not math.isfinite(sigma):
+            return None
+        sigmas[key] = float(sigma)
+    return sigmas
+
+
+def _describe(value: object) -> str:
+    return f"a value of type {type(value).__name__!r}"
+
+
+def _wire_tensors(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """CPU, contiguous, unshared copies of the task's tensors, checked against the protocol."""
+    wire = {}
+    for name, tensor in tensors.items():
+        if not isinstance(name, str) or not TENSOR_NAME_RE.fullmatch(name):
+            raise ContractError(f"The grader cannot send back an output named {name!r}.")
+        if not isinstance(tensor, torch.Tensor):
+            raise ContractError(f"Output {name!r} must be a tensor, but it is {_describe(tensor)}.")
+        dtype = str(tensor.dtype).removeprefix("torch.")
+        if dtype not in ALLOWED_DTYPES or tensor.layout != torch.strided:
+            raise ContractError(
+                f"Output {name!r} is a {tensor.layout} tensor of dtype {dtype}; the grader accepts only "
+                f"dense tensors of dtype {', '.join(sorted(ALLOWED_DTYPES))} (convert it, e.g. with "
+                ".float())."
+            )
+        wire[name] = tensor.detach().to("cpu", copy=True).contiguous()
+    return wire
+
+
+# --- failures ----------------------------------------------------------------------------------
+
+
+def _import_failure(error: BaseException, path: Path, request: TaskRequest) -> SandboxFailure:
+    stage = "the grader was importing your file"
+    if isinstance(error, SyntaxError) and error.filename == str(path):
+        return SandboxFailure(
+            kind="syntax_error",
+            message=f"Your file has a syntax error on line {error.lineno}: {error.msg}. Fix it so that "
+            "`python submission.py` runs without errors.",
+            traceback=_syntax_traceback(error),
+        )
+    if isinstance(error, SystemExit):
+        return SandboxFailure(
+            kind="exit",
+            message=f"Your file called sys.exit() (or exit()/quit()) with code {error.code!r} while {stage}. "
+            'Remove that call, or move it under `if __name__ == "__main__":`.',
+            traceback=_student_traceback(error, path),
+        )
+    limit = _limit_failure(error, path, request, stage)
+    if limit is not None:
+        return limit
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        message = (
+            f"Your file imports the module '{error.name}', which is not installed in the grading "
+            "environment (torch, numpy and the standard library are). Remove that import or move it "
+            'under `if __name__ == "__main__":`.'
+        )
+    else:
+        message = (
+            f"Importing your file raised {_exception_line(error, path)}. The top level of your file runs "
+            "when the grader imports it: fix the error, or move experiments under "
+            '`if __name__ == "__main__":`.'
+        )
+    return SandboxFailure(kind="import_error", message=message, traceback=_student_traceback(error, path))
+
+
+def _task_failure(error: BaseException, module: types.ModuleType, path: Path, request: TaskRequest) -> SandboxFailure:
+    stage = _task_stage(request)
+    if isinstance(error, SystemExit):
+        return SandboxFailure(
+            kind="exit",
+            message=f"Your code called sys.exit() (or exit()/quit()) with code {error.code!r} while {stage}. "
+            "Functions the grader calls must return normally; remove that call.",
+            traceback=_student_traceback(error, path),
+        )
+    limit = _limit_failure(error, path, request, stage)
+    if limit is not None:
+        return limit
+    if isinstance(error, ContractError):
+        return SandboxFailure(kind="contract", message=_text(error, path), traceback=_student_traceback(error, path))
+    if isinstance(error, AttributeError) and getattr(error, "obj", None) is module:
+        return SandboxFailure(
+            kind="missing_name",
+            message=f"Your file does not define `{error.name}`, which the grader needs. Define it at the top "
+            "level of your file, spelled exactly like this.",
+        )
+    return SandboxFailure(
+        kind="exception",
+        message=f"Your code raised {_exception_line(error, path)} while {stage}. The traceback shows "
+        "where in your file.",
+        traceback=_student_traceback(error, path),
+    )
+
+
+def _task_stage(request: TaskRequest) -> str:
+    if request.task == "load":
+        return "the grader was inspecting your file"
+    if request.task == "forward":
+        return f"the grader was building {request.params['factory']}() and running it on test inputs"
+    return f"the grader was running its '{request.task}' check"
+
+
+def _limit_failure(error: BaseException, path: Path, request: TaskRequest, stage: str) -> SandboxFailure | None:
+    """A failure for a resource limit hit inside Python code, or None."""
+    limits = request.limits
+    chain = _chain(error)
+    texts = [_text(item, path) for item in chain]
+    if any(isinstance(item, _MEMORY_ERRORS) for item in chain) or any(
+        "can't allocate memory" in text for text in texts
+    ):
+        kind = "memory"
+        message = (
+            f"Your code ran out of memory (limit {limits.memory_mb} MB) while {stage}. Use smaller "
+            "tensors or batches, and do not keep large objects you no longer need."
+        )
+    elif any(isinstance(item, OSError) and item.errno == errno.EAGAIN for item in chain) or any(
+        "can't start new thread" in text or "Resource temporarily unavailable" in text for text in texts
+    ):
+        kind = "process_limit"
+        message = (
+            f"Your code tried to run too many processes or threads at once (limit {limits.processes}) while "
+            f"{stage}. Do not start processes or threads in a loop; the lab does not need multiprocessing."
+        )
+    elif any(isinstance(item, OSError) and item.errno == errno.EFBIG for item in chain):
+        kind = "output_limit"
+        message = (
+            f"Your code wrote more than {limits.output_mb} MB to a file or to the screen (output limit) "
+            f"while {stage}. Remove print statements inside loops and do not write large files."
+        )
+    else:
+        return None
+    return SandboxFailure(kind=kind, message=message, traceback=_student_traceback(error, path))
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    item: BaseException | None = error
+    while item is not None and item not in chain and len(chain) < 10:
+        chain.append(item)
+        item = item.__cause__ or item.__context__
+    return chain
+
+
+def _student_traceback(error: BaseException, path: Path) -> str | None:
+    """Frames of ``error`` in the student's file and the final exception line (None without such frames)."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == str(path)]
+    if not frames:
+        return None
+    lines = ["Traceback (most recent call last):"]
+    if len(frames) > _MAX_FRAMES:
+        lines.append(f"  ... {len(frames) - _MAX_FRAMES} earlier frames not shown ...")
+    for frame in frames[-_MAX_FRAMES:]:
+        lines.append(f'  File "{_SHOWN_AS}", line {frame.lineno}, in {frame.name}')
+        if frame.line:
+            lines.append(f"    {frame.line.strip()}")
+    lines.append(_exception_line(error, path))
+    return "\n".join(lines)
+
+
+def _syntax_traceback(error: SyntaxError) -> str:
+    lines = [f'  File "{_SHOWN_AS}", line {error.lineno}']
+    if error.text:
+        text = error.text.rstrip("\n")
+        stripped = text.lstrip()
+        lines.append(f"    {stripped}")
+        if error.offset:
+            caret = max(0, error.offset - 1 - (len(text) - len(stripped)))
+            lines.append("    " + " " * caret + "^")
+    lines.append(f"{type(error).__name__}: {error.msg}")
+    return "\n".join(lines)
+
+
+def _exception_line(error: BaseException, path: Path) -> str:
+    text = _text(error, path)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _text(error: BaseException, path: Path) -> str:
+    try:
+        text = str(error)
+    except Exception:  # a student's exception class may fail to print itself
+        text = "<the exception's message could not be printed>"
+    text = text.replace(str(path), _SHOWN_AS)
+    if len(text) > _MAX_EXCEPTION_TEXT:
+        text = text[:_MAX_EXCEPTION_TEXT] + " ..."
+    return text
+
+
+# --- reply -------------------------------------------------------------------------------------
+
+
+def _flush_student_output() -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(Exception):  # streams the student broke or overfilled spoil only their log
+            stream.flush()
+
+
+def _write_reply(job: Path, token: str, outcome: Outcome, output_mb: int) -> None:
+    """Write the outputs, then the reply (each via a temporary file and an atomic rename)."""
+    if not isinstance(outcome, SandboxFailure):
+        meta, outputs = outcome
+        try:
+            _write_file(job / OUTPUTS_FILE, outputs)
+            body = f'"ok": true, "failure": null, "meta": {meta}'
+        except OSError as error:
+            if error.errno != errno.EFBIG:
+                raise
+            outcome = SandboxFailure(
+                kind="output_limit",
+                message=f"The results of your code ({len(outputs) // 1024 // 1024} MB) are larger than the "
+                f"{output_mb} MB output limit. Make your models return outputs of the expected size.",
+            )
+    if isinstance(outcome, SandboxFailure):
+        body = f'"ok": false, "failure": {_dumps(outcome.model_dump(mode="json"))}, "meta": {{}}'
+    _write_file(job / REPLY_FILE, f'{{"token": {_dumps(token)}, {body}}}'.encode())
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    temporary = f"{path}.tmp"
+    fd = _open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[_write(fd, view) :]
+    finally:
+        _close(fd)
+    _replace(temporary, path)

@@ -1,0 +1,115 @@
+"""Turning how the sandboxed child ended into a :class:`SandboxReply` for the student (trusted side)."""
+
+from __future__ import annotations
+
+import re
+import signal
+from pathlib import Path
+
+from grader.sandbox.process import ChildExit
+from grader.sandbox.protocol import OUTPUTS_FILE, REPLY_FILE, FailureKind, Limits, SandboxFailure
+from grader.sandbox.reply import InvalidReply, SandboxReply, read_reply
+
+_MEMORY_WORDS = ("bad_alloc", "Cannot allocate memory", "out of memory", "MemoryError")
+#: Faulthandler dumps: one block per thread, each listing the most recent call first.
+_DUMP_THREAD = re.compile(r"^(?:Current thread|Thread) 0x[0-9a-f]+", re.MULTILINE)
+_DUMP_FRAME = re.compile(r'^\s*File "[^"]*/job/submission\.py", line (\d+) in (\S+)', re.MULTILINE)
+_FATAL_ERROR = re.compile(r"^Fatal Python error: (.+)$", re.MULTILINE)
+
+
+def reply_for(child: ChildExit, job: Path, token: str, limits: Limits, stage: str, source: list[str]) -> SandboxReply:
+    """The reply for a job: a failure when the child timed out, was killed or exited abnormally, else
+    what it left in ``job``, validated. ``stage`` says where to look for slow code ("in circle_model()");
+    ``source`` holds the lines of the student's file, for tracebacks.
+    """
+    log_tail = child.log_tail.decode("utf-8", errors="replace")
+
+    def failed(kind: FailureKind, message: str, traceback: str | None = None) -> SandboxReply:
+        failure = SandboxFailure(kind=kind, message=message, traceback=traceback)
+        return SandboxReply(False, {}, {}, failure, log_tail, child.wall_seconds)
+
+    if child.timed_out:
+        return failed(
+            "timeout",
+            f"Your file did not finish within {limits.wall_seconds:g} s (wall-clock limit). Look for an "
+            f"infinite loop or very slow code {stage}.",
+            _dumped_traceback(log_tail, "(your code was still running here when time ran out)", source),
+        )
+    if child.signal is not None:
+        fatal = _FATAL_ERROR.search(log_tail)
+        last_line = (
+            f"Fatal Python error: {fatal.group(1)}" if fatal else f"Killed by {signal.Signals(child.signal).name}"
+        )
+        kind, message = _signal_failure(child, log_tail, limits, stage)
+        return failed(kind, message, _dumped_traceback(log_tail, last_line, source))
+    if child.exit_code != 0:
+        return failed("exit", _exit_message(child.exit_code))
+    try:
+        read = read_reply(job, token, limits)
+    except InvalidReply as error:
+        return failed(
+            "invalid_reply",
+            f"The grader could not use the result of your code: {error}. Do not create or change files "
+            f"named {REPLY_FILE} or {OUTPUTS_FILE}, and do not replace the grader's own functions.",
+        )
+    if read is None:
+        return failed("exit", _exit_message(0))
+    reply, tensors = read
+    return SandboxReply(reply.ok, reply.meta, tensors, reply.failure, log_tail, child.wall_seconds)
+
+
+def _signal_failure(child: ChildExit, log_tail: str, limits: Limits, stage: str) -> tuple[FailureKind, str]:
+    sig = child.signal
+    cpu_message = (
+        f"Your code used more than {limits.cpu_seconds:g} s of CPU time (CPU-time limit). Look for an "
+        f"infinite loop or very slow code {stage}."
+    )
+    memory_message = (
+        f"Your code was stopped because it used too much memory (limit {limits.memory_mb} MB). Use "
+        "smaller tensors or batches, and do not keep large objects you no longer need."
+    )
+    if sig == signal.SIGXCPU:
+        return "cpu_time", cpu_message
+    if sig == signal.SIGXFSZ:
+        return "output_limit", (
+            f"Your code wrote more than {limits.output_mb} MB to a file or to the screen (output limit). "
+            "Remove print statements inside loops and do not write large files."
+        )
+    if sig == signal.SIGKILL:  # not ours (no timeout): the CPU hard limit or the kernel's OOM killer
+        if child.cpu_seconds >= limits.cpu_seconds:
+            return "cpu_time", cpu_message
+        return "memory", memory_message
+    if any(word in log_tail for word in _MEMORY_WORDS):
+        return "memory", memory_message
+    return "crash", (
+        f"The Python process running your code crashed ({signal.Signals(sig).name}). This usually means "
+        "native code failed, e.g. a tensor operation on invalid data; see the output log for details."
+    )
+
+
+def _dumped_traceback(log_tail: str, last_line: str, source: list[str]) -> str | None:
+    """The student's frames from the last faulthandler dump in the log, as a traceback; None without any.
+
+    Takes the thread that crashed ("Current thread") or else the last one listed, usually the main thread.
+    """
+    starts = [match.start() for match in _DUMP_THREAD.finditer(log_tail)]
+    blocks = [log_tail[start:end] for start, end in zip(starts, [*starts[1:], len(log_tail)], strict=False)]
+    with_frames = [block for block in blocks if _DUMP_FRAME.search(block)]
+    if not with_frames:
+        return None
+    current = [block for block in with_frames if block.startswith("Current thread")]
+    frames = _DUMP_FRAME.findall((current or with_frames)[-1])
+    lines = ["Traceback (most recent call last):"]
+    for number, name in reversed(frames):
+        lines.append(f'  File "submission.py", line {number}, in {name}')
+        if 0 < int(number) <= len(source) and source[int(number) - 1].strip():
+            lines.append(f"    {source[int(number) - 1].strip()}")
+    lines.append(last_line)
+    return "\n".join(lines)
+
+
+def _exit_message(code: int) -> str:
+    return (
+        f"Your code ended the Python process (exit code {code}) before the grader could collect its "
+        "results. Do not call os._exit(), sys.exit() or exit() in your file, not even in helper processes."
+    )

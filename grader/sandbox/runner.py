@@ -1,0 +1,101 @@
+"""Running one task on a student submission in the sandbox (trusted side).
+
+:func:`run_task` never raises for anything the student's code can cause: every outcome becomes a
+:class:`SandboxReply`, with a :class:`SandboxFailure` that tells the student what to do when the
+task did not complete. It raises only for grader bugs (unknown task, bad params or inputs, a missing
+submission file, a hidden path that would hide the sandbox's own files).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import safetensors.numpy
+
+from grader.sandbox.isolation import job_dir, launch
+from grader.sandbox.outcome import reply_for
+from grader.sandbox.process import run_child
+from grader.sandbox.protocol import (
+    ALLOWED_DTYPES,
+    INPUTS_FILE,
+    REQUEST_FILE,
+    SUBMISSION_FILE,
+    TENSOR_NAME_RE,
+    ForwardParams,
+    Limits,
+    TaskRequest,
+)
+from grader.sandbox.reply import SandboxReply
+
+BUILTIN_TASKS = ("load", "forward")
+
+
+def run_task(
+    submission: Path,
+    task: str,
+    *,
+    params: dict,
+    inputs: dict[str, np.ndarray],
+    limits: Limits,
+    device: Literal["cpu", "cuda"] = "cpu",
+    threads: int | None = None,
+    hidden_paths: Sequence[Path] = (),
+) -> SandboxReply:
+    """Run ``task`` on ``submission`` in a fresh sandboxed child process and return its validated reply.
+
+    ``params`` (JSON data) and ``inputs`` (arrays of the dtypes in ``ALLOWED_DTYPES``) are handed to
+    the task. ``threads`` sets torch's and OpenMP's thread count. ``hidden_paths`` are folders (or
+    files) the child must not see, e.g. folders holding labels; only bubblewrap can hide them.
+    """
+    request = _request(task, params, device, threads, limits, deadline=time.time() + limits.wall_seconds)
+    _check_inputs(inputs)
+    if not Path(submission).is_file():
+        raise FileNotFoundError(f"submission {submission} does not exist")
+    token = secrets.token_hex(32)
+    with tempfile.TemporaryDirectory(prefix="labgrader-job-", ignore_cleanup_errors=True) as tmp:
+        root = Path(tmp)
+        job = job_dir(root)
+        job.mkdir()
+        shutil.copyfile(submission, job / SUBMISSION_FILE)
+        (job / SUBMISSION_FILE).chmod(0o444)
+        (job / REQUEST_FILE).write_text(request.model_dump_json())
+        arrays = {name: np.ascontiguousarray(array) for name, array in inputs.items()}
+        safetensors.numpy.save_file(arrays, job / INPUTS_FILE)
+        spec = launch(root, limits=limits, device=device, threads=threads, hidden_paths=hidden_paths)
+        child = run_child(spec, root / "log", f"{token}\n".encode(), limits.wall_seconds, limits.log_tail_bytes)
+        source = Path(submission).read_text(errors="replace").splitlines()
+        return reply_for(child, job, token, limits, _stage(task, params), source)
+
+
+def _request(task: str, params: dict, device: str, threads: int | None, limits: Limits, deadline: float) -> TaskRequest:
+    from grader.sandbox.lab_tasks import TASKS  # child-side code: imported here only to know task names
+
+    if task not in BUILTIN_TASKS and task not in TASKS:
+        raise ValueError(f"unknown sandbox task {task!r}")
+    if task == "forward":
+        ForwardParams.model_validate(params)
+    return TaskRequest(task=task, params=params, device=device, threads=threads, limits=limits, deadline=deadline)
+
+
+def _check_inputs(inputs: dict[str, np.ndarray]) -> None:
+    for name, array in inputs.items():
+        if not TENSOR_NAME_RE.fullmatch(name):
+            raise ValueError(f"invalid input tensor name {name!r}")
+        if not isinstance(array, np.ndarray) or array.dtype.name not in ALLOWED_DTYPES:
+            raise ValueError(f"input {name!r} must be a numpy array with a dtype in {sorted(ALLOWED_DTYPES)}")
+
+
+def _stage(task: str, params: dict) -> str:
+    """Where a student should look for slow code, for time-limit messages."""
+    if task == "load":
+        return "at the top level of your file"
+    if task == "forward":
+        return f"at the top level of your file or in {params['factory']}() and its forward()"
+    return "at the top level of your file or in the functions the grader calls"

