@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,10 +116,10 @@ def load(submission: Path, setup: Setup) -> tuple[Submission, dict[str, float] |
     sub, failure = read_submission(submission)
     sigmas = None
     if failure is None:
+        limits = setup.limits.model_copy(update={"wall_seconds": min(60.0, setup.limits.wall_seconds)})
         loaded = run_task(
-            submission, "load", params={}, inputs={}, limits=setup.limits.model_copy(update={"wall_seconds": 60}),
-            device=setup.device, hidden_paths=setup.hidden,
-        )  # fmt: skip
+            submission, "load", params={}, inputs={}, limits=limits, device=setup.device, hidden_paths=setup.hidden
+        )
         if loaded.ok:
             sub.names, sigmas = _validated_load(loaded.meta)
         else:
@@ -177,17 +178,25 @@ def _run_checks(
     report: Progress,
 ) -> list[CheckResult]:
     """Start every sandbox task (`workers` at a time), then score each check from the runs it needs."""
-    done: list[str] = []
-    total = [0]
+    fractions: dict[str, float] = {}
+    lock = threading.Lock()  # sandbox tasks report from the session's worker threads
+
+    def on_progress(name: str, fraction: float) -> None:
+        with lock:
+            fractions[name] = fraction
+            running = ", ".join(f"{n} {f:.0%}" for n, f in fractions.items() if f < 1) or "scoring"
+            report(f"running your models: {running}", round(100 * sum(fractions.values())), 100 * len(fractions))
+
     session = Session(
         submission, setup.assignment, setup.circle, setup.mnist, names=names, sigmas=sigmas, device=setup.device,
         workers=workers, threads=max(1, cpu_count() // workers), hidden_paths=setup.hidden,
-        on_done=lambda name: (done.append(name), report(f"ran {name}", len(done), total[0])),
+        on_progress=on_progress,
     )  # fmt: skip
     a = setup.assignment
     try:
-        total[0] = len(session.start_all())
-        report("running your models", 0, total[0])
+        for name in session.start_all():
+            with lock:
+                fractions.setdefault(name, 0.0)
         results = []
         for spec in CHECKS:
             t = time.monotonic()

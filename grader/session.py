@@ -76,7 +76,7 @@ class Session:
         workers: int,
         threads: int,
         hidden_paths: list[Path],
-        on_done: Callable[[str], None],
+        on_progress: Callable[[str, float], None],
     ) -> None:
         self.submission, self.assignment, self.circle_data, self.mnist_data = (
             submission,
@@ -85,7 +85,7 @@ class Session:
             mnist,
         )
         self.names, self.sigmas, self.device, self.threads = names, sigmas, device, threads
-        self.hidden_paths, self.on_done = hidden_paths, on_done
+        self.hidden_paths, self.on_progress = hidden_paths, on_progress
         a = assignment.limits
         self.limits = Limits(wall_seconds=a.wall_seconds, cpu_seconds=a.cpu_seconds, memory_mb=a.memory_mb)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox")
@@ -181,6 +181,7 @@ class Session:
 
     # -- running ---------------------------------------------------------------------------------------------
     def start(self, name: str, task: str, params: dict, inputs: dict[str, torch.Tensor]) -> None:
+        """Queue one sandbox task; `on_progress(name, fraction)` follows it until it ends (fraction 1)."""
         arrays = {k: v.detach().cpu().contiguous().numpy() for k, v in inputs.items()}
         params = {**params, "device": self.device}
 
@@ -188,8 +189,9 @@ class Session:
             reply = run_task(
                 self.submission, task, params=params, inputs=arrays, limits=self.limits, device=self.device,
                 threads=self.threads, hidden_paths=self.hidden_paths,
+                progress=lambda done, total: self.on_progress(name, done / total),
             )  # fmt: skip
-            self.on_done(name)
+            self.on_progress(name, 1.0)
             return Run(name, params, reply)
 
         self._futures[name] = self._pool.submit(job)

@@ -6,6 +6,7 @@ import os
 import select
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from grader.sandbox.isolation import Launch
 #: How long to wait for killed processes to disappear before giving up on them.
 _REAP_TIMEOUT_S = 30.0
 _REAP_POLL_S = 0.01
+#: How often ``on_tick`` runs while the child works.
+_TICK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,16 @@ class ChildExit:
     log_tail: bytes
 
 
-def run_child(launch: Launch, log_path: Path, stdin_data: bytes, wall_seconds: float, tail_bytes: int) -> ChildExit:
-    """Run ``launch`` in a new session with its stdout and stderr written to ``log_path``.
+def run_child(
+    launch: Launch,
+    log_path: Path,
+    stdin_data: bytes,
+    wall_seconds: float,
+    tail_bytes: int,
+    on_tick: Callable[[], None] | None = None,
+) -> ChildExit:
+    """Run ``launch`` in a new session with its stdout and stderr written to ``log_path``, calling
+    ``on_tick`` about twice a second while it runs.
 
     ``stdin_data`` is written to the child's stdin (it must fit in a pipe buffer). On return, the child
     and every process in its process group are gone; processes in its PID namespace die with it.
@@ -42,7 +53,7 @@ def run_child(launch: Launch, log_path: Path, stdin_data: bytes, wall_seconds: f
         start = time.monotonic()
         pid = _spawn(launch, log_fd, stdin_data)
         try:
-            timed_out = not _wait_exit(pid, wall_seconds)
+            timed_out = not _wait_exit(pid, wall_seconds, on_tick)
         finally:
             _kill_group(pid)
             _, status, usage = os.wait4(pid, 0)
@@ -87,13 +98,19 @@ def _spawn(launch: Launch, log_fd: int, stdin_data: bytes) -> int:
     return pid
 
 
-def _wait_exit(pid: int, timeout_s: float) -> bool:
+def _wait_exit(pid: int, timeout_s: float, on_tick: Callable[[], None] | None) -> bool:
     """Wait (without reaping) until ``pid`` exits; False on timeout."""
     pidfd = os.pidfd_open(pid)
+    deadline = time.monotonic() + timeout_s
     try:
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
-        return bool(poller.poll(timeout_s * 1000))
+        while (remaining := deadline - time.monotonic()) > 0:
+            if poller.poll(min(remaining, _TICK_S) * 1000):
+                return True
+            if on_tick is not None:
+                on_tick()
+        return bool(poller.poll(0))
     finally:
         os.close(pidfd)
 

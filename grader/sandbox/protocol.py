@@ -17,6 +17,7 @@ REQUEST_FILE = "request.json"
 INPUTS_FILE = "inputs.safetensors"
 REPLY_FILE = "reply.json"
 OUTPUTS_FILE = "outputs.safetensors"
+PROGRESS_FILE = "progress"  # "done total", rewritten by lab tasks as they go; for display only
 
 #: Tensor names accepted in both directions.
 TENSOR_NAME_RE = re.compile(r"^[A-Za-z0-9_./-]{1,200}$")

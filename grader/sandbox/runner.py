@@ -8,11 +8,13 @@ submission file, a hidden path that would hide the sandbox's own files).
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
+import stat
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +27,7 @@ from grader.sandbox.process import run_child
 from grader.sandbox.protocol import (
     ALLOWED_DTYPES,
     INPUTS_FILE,
+    PROGRESS_FILE,
     REQUEST_FILE,
     SUBMISSION_FILE,
     TENSOR_NAME_RE,
@@ -47,12 +50,14 @@ def run_task(
     device: Literal["cpu", "cuda"] = "cpu",
     threads: int | None = None,
     hidden_paths: Sequence[Path] = (),
+    progress: Callable[[int, int], None] | None = None,
 ) -> SandboxReply:
     """Run ``task`` on ``submission`` in a fresh sandboxed child process and return its validated reply.
 
     ``params`` (JSON data) and ``inputs`` (arrays of the dtypes in ``ALLOWED_DTYPES``) are handed to
     the task. ``threads`` sets torch's and OpenMP's thread count. ``hidden_paths`` are folders (or
     files) the child must not see, e.g. folders holding labels; only bubblewrap can hide them.
+    ``progress(done, total)`` is called while the task runs, with what the task last reported (display only).
     """
     request = _request(task, params, device, threads, limits, deadline=time.time() + limits.wall_seconds)
     _check_inputs(inputs)
@@ -69,7 +74,10 @@ def run_task(
         arrays = {name: np.ascontiguousarray(array) for name, array in inputs.items()}
         safetensors.numpy.save_file(arrays, job / INPUTS_FILE)
         spec = launch(root, limits=limits, device=device, threads=threads, hidden_paths=hidden_paths)
-        child = run_child(spec, root / "log", f"{token}\n".encode(), limits.wall_seconds, limits.log_tail_bytes)
+        on_tick = None if progress is None else lambda: _forward_progress(job / PROGRESS_FILE, progress)
+        child = run_child(
+            spec, root / "log", f"{token}\n".encode(), limits.wall_seconds, limits.log_tail_bytes, on_tick
+        )
         source = Path(submission).read_text(errors="replace").splitlines()
         return reply_for(child, job, token, limits, _stage(task, params), source)
 
@@ -94,8 +102,25 @@ def _check_inputs(inputs: dict[str, np.ndarray]) -> None:
 
 def _stage(task: str, params: dict) -> str:
     """Where a student should look for slow code, for time-limit messages."""
+    from grader.sandbox.lab_tasks import STUDENT_CODE
+
     if task == "load":
         return "at the top level of your file"
     if task == "forward":
         return f"at the top level of your file or in {params['factory']}() and its forward()"
-    return "at the top level of your file or in the functions the grader calls"
+    return f"at the top level of your file or in {STUDENT_CODE.get(task, 'the functions the grader calls')}"
+
+
+def _forward_progress(path: Path, progress: Callable[[int, int], None]) -> None:
+    """Pass on the task's last "done total" line; the child writes the file, so it is read with care (no
+    symlinks, no FIFOs, at most 64 bytes) and anything odd is ignored."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        words = os.read(fd, 64).split() if stat.S_ISREG(os.fstat(fd).st_mode) else []
+    finally:
+        os.close(fd)
+    if len(words) == 2 and all(w.isdigit() for w in words) and 0 < int(words[1]) <= 1_000_000:
+        progress(min(int(words[0]), int(words[1])), int(words[1]))
