@@ -18,7 +18,7 @@ from grader.checks.base import not_run
 from grader.data import CircleData, MnistData, load_mnist
 from grader.data.mnist import FASHION_MNIST_DEFAULT
 from grader.device import cpu_count, resolve_device
-from grader.result import CheckResult, Dataset, Failure, GradeResult, IsolationInfo, Submission
+from grader.result import CheckResult, Dataset, Failure, GradeResult, IsolationInfo, RunTiming, Submission
 from grader.sandbox import Limits, detect_isolation, run_task
 from grader.session import Session
 
@@ -153,8 +153,9 @@ def grade(
     sub, sigmas = load(submission, setup)
     if sub.load_failure is not None:
         checks = [not_run(c.id, c.title, a.max_points(c.id), sub.load_failure, "Your file") for c in CHECKS]
+        runs: list[RunTiming] = []
     else:
-        checks = _run_checks(submission, setup, sub.names, sigmas, workers or min(2, cpu_count()), report)
+        checks, runs = _run_checks(submission, setup, sub.names, sigmas, workers or min(2, cpu_count()), report)
     datasets = [
         Dataset(name="circle", source="generated (the lab template's generator)", n_train=a.circle.n_train,
                 n_val=a.circle.n_val),
@@ -165,7 +166,7 @@ def grade(
         grader_version=GRADER_VERSION, assignment_id=a.id, assignment_title=a.title, submission=sub,
         started_at=started, finished_at=datetime.now(UTC), seconds=time.monotonic() - t0, device=setup.device,
         seed=a.seed, fast_mode=fast, isolation=IsolationInfo(**isolation.model_dump()), datasets=datasets,
-        checks=checks, score=sum(c.score for c in checks), max_score=sum(c.max_score for c in checks),
+        checks=checks, runs=runs, score=sum(c.score for c in checks), max_score=sum(c.max_score for c in checks),
     )  # fmt: skip
 
 
@@ -176,7 +177,7 @@ def _run_checks(
     sigmas: dict[str, float] | None,
     workers: int,
     report: Progress,
-) -> list[CheckResult]:
+) -> tuple[list[CheckResult], list[RunTiming]]:
     """Start every sandbox task (`workers` at a time), then score each check from the runs it needs."""
     fractions: dict[str, float] = {}
     lock = threading.Lock()  # sandbox tasks report from the session's worker threads
@@ -210,6 +211,9 @@ def _run_checks(
             else:
                 result = spec.fn(session, a)
             results.append(result.model_copy(update={"seconds": time.monotonic() - t}))
-        return results
+        runs = [
+            RunTiming(name=r.name, task=r.task, seconds=r.reply.wall_seconds, ok=r.reply.ok) for r in session.finished()
+        ]
+        return results, runs
     finally:
         session.close()

@@ -72,7 +72,7 @@ class CheckResult(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     series: list[Series] = Field(default_factory=list)
     failure: Failure | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # time spent in this check, waiting for its sandbox runs included
 
 
 class Dataset(BaseModel):
@@ -88,6 +88,15 @@ class IsolationInfo(BaseModel):
     filesystem: str
     limits: dict[str, Any]
     notes: list[str] = Field(default_factory=list)
+
+
+class RunTiming(BaseModel):
+    """One sandboxed task of the grading run and its wall time (child start to exit)."""
+
+    name: str
+    task: str
+    seconds: float
+    ok: bool
 
 
 class Submission(BaseModel):
@@ -113,6 +122,7 @@ class GradeResult(BaseModel):
     isolation: IsolationInfo
     datasets: list[Dataset]
     checks: list[CheckResult]
+    runs: list[RunTiming] = Field(default_factory=list)
     score: float
     max_score: float
 

@@ -28,6 +28,7 @@ class Run:
     """A finished sandbox task: either its reply or the failure that a check reports instead."""
 
     name: str
+    task: str
     params: dict  # what the trusted side asked for (never read back from the child)
     reply: SandboxReply
 
@@ -192,7 +193,7 @@ class Session:
                 progress=lambda done, total: self.on_progress(name, done / total),
             )  # fmt: skip
             self.on_progress(name, 1.0)
-            return Run(name, params, reply)
+            return Run(name, task, params, reply)
 
         self._futures[name] = self._pool.submit(job)
 
@@ -249,6 +250,10 @@ class Session:
         """The finished run, or None when it was never started (its contract name is missing)."""
         future = self._futures.get(name)
         return future.result() if future is not None else None
+
+    def finished(self) -> list[Run]:
+        """The runs that ended, in the order they were started."""
+        return [f.result() for f in self._futures.values() if f.done() and not f.cancelled()]
 
     def memo(self, key: str, compute: Callable[[], object]) -> object:
         """Analyses shared by several checks (e.g. the circle runs) are computed once."""

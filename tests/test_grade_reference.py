@@ -23,6 +23,17 @@ def test_reference_full_marks_fast(reference_fast):
         "training_diagnostics",
     }
     assert r.isolation.method == "bubblewrap" and r.isolation.network_isolated
+    assert {run.name for run in r.runs} == {
+        "load",
+        "sweep",
+        "recommended",
+        "deep",
+        "mnist_dropout",
+        "mnist_plain",
+        "sanity",
+        "fold",
+    } - {"load"}
+    assert all(run.ok and run.seconds > 0 for run in r.runs)
     assert [d.name for d in r.datasets] == ["circle", "fashion-mnist"]
 
 

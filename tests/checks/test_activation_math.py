@@ -46,7 +46,7 @@ def reply_for(model: nn.Sequential, init: str, x: torch.Tensor, g: torch.Tensor)
             f"{init}.b{k}": layer.bias.detach().numpy(),
         }
     reply = SandboxReply(ok=True, meta={}, tensors=tensors, failure=None, log_tail="", wall_seconds=0.0)
-    return Run("deep", {}, reply)
+    return Run("deep", "deep_stats", {}, reply)
 
 
 @pytest.mark.parametrize("name", list(CANDIDATES))
