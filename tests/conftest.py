@@ -6,12 +6,12 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from bugs import REFERENCE
 
 from grader import GradeResult, grade
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBMISSIONS = ROOT / "tests" / "submissions"
-REFERENCE = ROOT / "examples" / "reference_solution.py"
 
 
 @cache

@@ -1,42 +1,32 @@
 """Each buggy submission loses points only in the check its bug breaks, with a message naming the fault."""
 
 import pytest
-from conftest import REFERENCE, SUBMISSIONS, graded_fast
-
-# file -> (broken check, failed items, words the student must read)
-BUGS = {
-    "overconfident_output.py": ("loss_at_init", {"circle_recommended"}, "overconfident"),
-    "sigma_small_stuck.py": ("sigma_sweep", {"small"}, "never left the chance level"),
-    "he_variance_as_std.py": ("activation_stats", {"kaiming"}, "variance used as the std"),
-    "lecun_instead_of_he.py": ("activation_stats", {"kaiming"}, "LeCun"),
-    "he_fan_out.py": ("activation_stats", {"kaiming"}, "fan_out instead of fan_in"),
-    "dropout_in_eval.py": ("dropout", {"eval_mode", "regularization"}, "eval mode"),
-    "dropout_not_rescaled.py": ("dropout", {"input_rate", "hidden_rate"}, "1 - p"),
-    "no_input_dropout.py": ("dropout", {"input_rate"}, "the lab asks for 20%"),
-    "zero_init.py": ("init_sanity", {"circle"}, "received no gradient"),
-    "fold_without_eps.py": ("fold_batchnorm", {"same_outputs"}, "differ from the original"),
-    "fold_returns_model.py": ("fold_batchnorm", {"no_batchnorm", "same_outputs"}, "BatchNorm1d"),
-}
+from bugs import BUGS, REFERENCE
+from conftest import graded_fast
 
 
-@pytest.mark.parametrize("filename", sorted(BUGS))
-def test_bug_loses_exactly_its_check(filename, reference_fast):
-    check_id, failed_items, words = BUGS[filename]
-    result = graded_fast(SUBMISSIONS / "buggy" / filename)
-    broken = result.check(check_id)
+@pytest.mark.parametrize("name", sorted(BUGS))
+def test_bug_loses_exactly_its_check(name, reference_fast, tmp_path):
+    bug = BUGS[name]
+    result = graded_fast(bug.write(tmp_path / f"{name}.py"))
+    broken = result.check(bug.check)
     assert broken.status == "failed"
-    assert {i.id for i in broken.items if not i.passed and i.max_points > 0} == failed_items
-    assert words in broken.message
+    assert {i.id for i in broken.items if not i.passed and i.max_points > 0} == bug.failed_items
+    assert bug.words in broken.message
     assert broken.hint
-    lost = sum(i.max_points for i in broken.items if i.id in failed_items)
+    lost = sum(i.max_points for i in broken.items if i.id in bug.failed_items)
     assert result.score == reference_fast.score - lost
     for check in result.checks:
-        if check.id != check_id:
+        if check.id != bug.check:
             assert check.score == check.max_score, (check.id, check.message)
 
 
-def test_missing_function_fails_only_its_own_checks(reference_fast):
-    result = graded_fast(SUBMISSIONS / "buggy" / "missing_deep_model.py")
+def test_missing_function_fails_only_its_own_checks(tmp_path):
+    source = REFERENCE.read_text()
+    start, end = source.index("def deep_model("), source.index("def mnist_model(")
+    path = tmp_path / "missing_deep_model.py"
+    path.write_text(source[:start] + source[end:])
+    result = graded_fast(path)
     deep = result.check("activation_stats")
     assert deep.score == 0 and deep.status == "failed" and "deep_model" in deep.message
     sanity = result.check("init_sanity")
@@ -46,7 +36,7 @@ def test_missing_function_fails_only_its_own_checks(reference_fast):
             assert check.score == check.max_score, check.id
 
 
-def test_missing_or_malformed_sigmas_fail_only_the_sweep(tmp_path, reference_fast):
+def test_missing_or_malformed_sigmas_fail_only_the_sweep(tmp_path):
     source = REFERENCE.read_text()
     assert 'SIGMAS = {"small": 0.1, "good": 1.0, "big": 5.0}' in source
     path = tmp_path / "sigmas_as_list.py"

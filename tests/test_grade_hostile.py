@@ -1,7 +1,10 @@
 """Hostile submissions graded end to end: the grader survives each, and every failure is a clear message in the
 check it concerns (or for the whole file when it cannot even be loaded)."""
 
+from pathlib import Path
+
 import pytest
+from bugs import REFERENCE
 from conftest import SUBMISSIONS, graded_fast
 
 from grader import grade, load_assignment
@@ -9,18 +12,25 @@ from grader import grade, load_assignment
 HOSTILE = SUBMISSIONS / "hostile"
 
 
+def reference_with(name: str, folder: Path) -> Path:
+    """The reference solution with tests/submissions/appended/NAME.py appended to it."""
+    path = folder / f"{name}.py"
+    path.write_text(REFERENCE.read_text() + "\n\n" + (SUBMISSIONS / "appended" / f"{name}.py").read_text())
+    return path
+
+
 def small_limits():
     a = load_assignment()
     return a.model_copy(update={"limits": a.limits.model_copy(update={"wall_seconds": 25, "memory_mb": 3072})})
 
 
-def test_cheating_at_import_changes_nothing(reference_fast):
-    result = graded_fast(HOSTILE / "cheater.py")
+def test_cheating_at_import_changes_nothing(reference_fast, tmp_path):
+    result = graded_fast(reference_with("cheater", tmp_path))
     assert [(c.id, c.score) for c in result.checks] == [(c.id, c.score) for c in reference_fast.checks]
 
 
-def test_replacing_the_loss_inside_the_sandbox_does_not_fake_the_measured_loss(reference_fast):
-    result = graded_fast(HOSTILE / "fake_loss.py")
+def test_replacing_the_loss_inside_the_sandbox_does_not_fake_the_measured_loss(reference_fast, tmp_path):
+    result = graded_fast(reference_with("fake_loss", tmp_path))
     ours, ref = result.check("loss_at_init").metrics, reference_fast.check("loss_at_init").metrics
     assert ours["circle_recommended"] == ref["circle_recommended"]
     # training with a zero loss learns nothing, and the trusted side sees it

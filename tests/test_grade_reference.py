@@ -4,7 +4,7 @@ result files."""
 import json
 import math
 
-from conftest import REFERENCE
+from bugs import REFERENCE
 
 from grader import SCHEMA_VERSION, GradeResult
 from grader.cli import main
