@@ -1,4 +1,4 @@
-"""`grader grade FILE --out DIR`: grade one submission from the command line, with progress and a summary."""
+"""The grading half of the `grader` command (reports.cli adds the PDF): arguments, progress bar, summary table."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ def summary(result: GradeResult) -> Table:
     return table
 
 
-def cmd_grade(args: argparse.Namespace, console: Console) -> int:
+def cmd_grade(args: argparse.Namespace, console: Console) -> GradeResult | int:
+    """Grade, write DIR/result.json and DIR/results.json, print the summary; an exit code when the grader
+    could not run."""
     if not args.file.is_file():
         console.print(f"[red]error:[/] {args.file} is not a file; pass the student's .py file.")
         return 2
@@ -76,21 +78,18 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
         except (GradingError, ValueError) as e:
             console.print(f"[red]error:[/] the grader could not run: {e}")
             return 2
+    if args.student:
+        result.submission.student = args.student
     write_result(result, args.out)
     console.print(summary(result))
     console.print(
         f"Wrote {args.out / 'result.json'} and {args.out / 'results.json'} in {result.seconds:.0f} s "
         f"({result.device}, isolation: {result.isolation.method})."
     )
-    return 0
+    return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="grader", description="Grade initialization & regularization lab submissions."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("grade", help="grade one submission file")
+def add_grade_arguments(g: argparse.ArgumentParser) -> None:
     g.add_argument("file", type=Path, help="the student's Python file")
     g.add_argument("--out", type=Path, required=True, help="folder for result.json and results.json")
     g.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where models run (default: auto)")
@@ -102,11 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         help="folder with MNIST IDX files in mnist/ (default: $LABGRADER_DATA_DIR, then Fashion-MNIST)",
     )
     g.add_argument("--fast", action="store_true", help="small budgets for development; the result says so")
+    g.add_argument("--student", default=None, help="the student's name, shown in the result and report")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    console = Console(width=None if sys.stdout.isatty() else 140)
-    return cmd_grade(args, console)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def console() -> Console:
+    return Console(width=None if sys.stdout.isatty() else 140)

@@ -101,6 +101,7 @@ class RunTiming(BaseModel):
 
 class Submission(BaseModel):
     filename: str
+    student: str | None = None  # set by whoever knows (the service's roster, the CLI's --student)
     sha256: str
     size_bytes: int
     names: dict[str, str] = Field(default_factory=dict)  # contract name -> "function" | "dict" | "missing" | ...

@@ -1,4 +1,4 @@
-from grader.cli import main
+from reports.cli import main
 
 
 def test_missing_file_is_a_clear_error(tmp_path, capsys):

@@ -7,7 +7,7 @@ import math
 from bugs import REFERENCE
 
 from grader import SCHEMA_VERSION, GradeResult
-from grader.cli import main
+from reports.cli import main
 
 
 def test_reference_full_marks_fast(reference_fast):
@@ -56,6 +56,7 @@ def test_cli_writes_result_and_gradescope_files(tmp_path, capsys):
     assert "FAST MODE" in gradescope["output"]
     out = capsys.readouterr().out
     assert "95 / 95" in out and "FAST MODE" in out
+    assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF-")
 
 
 def test_reference_full_marks_with_real_budgets(tmp_path):

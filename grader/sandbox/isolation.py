@@ -264,6 +264,8 @@ def _bwrap_args(
     for name, value in env.items():
         args += ["--setenv", name, value]
     args += ["--ro-bind", "/usr", "/usr"]
+    # The private /tmp comes before the Python binds: a checkout or venv that lives under /tmp stays visible.
+    args += ["--perms", "1777", "--size", tmpfs_size, "--tmpfs", "/tmp"]
     for link in _ROOT_LINKS:
         if os.path.islink(link):
             args += ["--symlink", os.readlink(link), link]
@@ -279,7 +281,6 @@ def _bwrap_args(
         for node in sorted(glob.glob("/dev/nvidia*")):
             args += ["--dev-bind", node, node]
     args += ["--perms", "1777", "--size", tmpfs_size, "--tmpfs", "/dev/shm"]
-    args += ["--perms", "1777", "--size", tmpfs_size, "--tmpfs", "/tmp"]
     args += ["--bind", str(job), _JOB_IN_BWRAP]
     for name in (SUBMISSION_FILE, REQUEST_FILE, INPUTS_FILE):
         args += ["--ro-bind", str(job / name), f"{_JOB_IN_BWRAP}/{name}"]

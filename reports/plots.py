@@ -1,0 +1,352 @@
+"""The report's figures, drawn from a GradeResult's series and metrics as SVG text (deterministic output)."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from grader.result import CheckResult, Series  # noqa: E402
+
+plt.rcParams.update(
+    {
+        "svg.hashsalt": "labgrader",  # stable ids: the same result renders the same SVG
+        "svg.fonttype": "none",  # text stays text: smaller SVGs, selectable in the PDF
+        "font.family": "DejaVu Sans",
+        "font.size": 8,
+        "axes.titlesize": 9,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "legend.fontsize": 7,
+        "legend.frameon": False,
+        "figure.dpi": 100,
+    }
+)
+WIDTH = 6.7  # inches: the text width of an A4 page with the report's margins
+REGIME_COLORS = {
+    "stuck": "#7f7f7f",
+    "small": "#1f77b4",
+    "good": "#2ca02c",
+    "big": "#d62728",
+    "poor": "#ff7f0e",
+    "diverged": "#000000",
+}
+LN = {2: math.log(2), 10: math.log(10)}
+
+
+def svg(fig: Figure) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def series(check: CheckResult, name: str) -> Series | None:
+    return next((s for s in check.series if s.name == name), None)
+
+
+def _pairs(s: Series) -> tuple[list[float], list[float]]:
+    xs, ys = s.x or list(range(len(s.y or []))), s.y or []
+    kept = [(x, y) for x, y in zip(xs, ys, strict=False) if x is not None and y is not None]
+    return [p[0] for p in kept], [p[1] for p in kept]
+
+
+def _curves(ax: Axes, check: CheckResult, names: list[tuple[str, str]], level: float | None, ylabel: str) -> bool:
+    drawn = False
+    for i, (prefix, label) in enumerate(names):
+        color = f"C{i}"
+        for part, style in (("train_loss", "-"), ("val_loss", "--")):
+            s = series(check, f"{prefix}.{part}")
+            if s is None:
+                continue
+            x, y = _pairs(s)
+            ax.plot(x, y, style, color=color, lw=1.2, label=f"{label} ({'train' if part == 'train_loss' else 'val'})")
+            drawn = True
+    if level is not None:
+        ax.axhline(level, color="k", lw=0.8, ls=":", label=f"-log(1/n) = {level:.3f}")
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.legend(ncol=2)
+    return drawn
+
+
+def loss_at_init(check: CheckResult) -> str | None:
+    s = series(check, "loss_at_init")
+    if s is None or not s.y:
+        return None
+    labels = s.meta.get("labels", [])
+    expected = s.meta.get("expected", [])
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.35 * len(labels) + 1.0))
+    ys = list(range(len(labels)))
+    measured = [v if v is not None else float("nan") for v in s.y]
+    ax.barh(ys, measured, color="C0", label="measured at init")
+    ax.scatter(expected, ys, color="k", marker="|", s=200, zorder=3, label="expected: ln(n classes)")
+    ax.set_yticks(ys, labels)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("cross-entropy loss at initialization (log scale)")
+    ax.legend(loc="lower right")
+    return svg(fig)
+
+
+def sweep(check: CheckResult) -> str | None:
+    loss, acc = series(check, "sweep.final_val_loss"), series(check, "sweep.final_val_acc")
+    if loss is None or acc is None or not loss.x:
+        return None
+    regimes = loss.meta.get("regimes", [])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(WIDTH, 2.6))
+    for ax, s, label in ((ax1, loss, "final validation loss"), (ax2, acc, "final validation accuracy")):
+        x, y = _pairs(s)
+        ax.plot(x, y, color="0.6", lw=1, zorder=1)
+        for xi, yi, regime in zip(s.x or [], s.y or [], regimes, strict=False):
+            if yi is not None:
+                ax.scatter([xi], [yi], color=REGIME_COLORS.get(regime, "k"), s=22, zorder=2)
+        for key, marker in (("small", "v"), ("good", "o"), ("big", "^")):
+            m = check.metrics.get(f"sigma_{key}")
+            if m:
+                value = m["final_val_loss"] if s is loss else m["final_val_acc"]
+                ax.scatter([m["sigma"]], [value], marker=marker, facecolor="none", edgecolor="k", s=70, zorder=3,
+                           label=f"SIGMAS['{key}'] = {m['sigma']:g}")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel("sigma of N(0, sigma) weights (log scale)")
+        ax.set_ylabel(label)
+    ax1.set_yscale("log")
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=r) for r, c in REGIME_COLORS.items()
+               if r in regimes]  # fmt: skip
+    ax1.legend(handles=handles, title="regime (median seed)", loc="best")
+    ax2.legend(loc="lower left")
+    fig.tight_layout()
+    return svg(fig)
+
+
+def sweep_curves(check: CheckResult) -> str | None:
+    names = [(p, label) for p, label in (("sigma_small", "small"), ("sigma_good", "good"), ("sigma_big", "big"),
+                                          ("recommended", "your init"), ("glorot", "Glorot"))
+             if series(check, f"{p}.train_loss") is not None]  # fmt: skip
+    if not names:
+        return None
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.0))
+    _curves(ax, check, names, LN[2], "cross-entropy (log scale)")
+    ax.set_xlabel("training step (full-batch SGD, lr 0.1)")
+    return svg(fig)
+
+
+def boundaries(check: CheckResult) -> str | None:
+    panels = [s for s in check.series if s.name.startswith("boundary.") and s.values]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH, WIDTH / len(panels) + 0.4), squeeze=False)
+    for ax, s in zip(axes[0], panels, strict=True):
+        extent = s.meta.get("extent")
+        image = [[v if v is not None else float("nan") for v in row] for row in s.values or []]
+        ax.imshow(image, origin="lower", extent=extent, vmin=0, vmax=1, cmap="RdBu_r", aspect="equal")
+        ax.contour(
+            [[v if v == v else 0.5 for v in row] for row in image], levels=[0.5], colors="k", linewidths=0.8,
+            extent=extent, origin="lower",
+        )  # fmt: skip
+        label = s.name.removeprefix("boundary.")
+        sigma = s.meta.get("sigma")
+        shown = label in ("small", "good", "big") and isinstance(sigma, int | float)
+        ax.set_title(f"{label} (sigma {sigma:g})" if shown else label, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+    return svg(fig)
+
+
+def scaling(check: CheckResult) -> str | None:
+    names = [(p, label) for p, label in (("sigma_good", "good sigma, scaled"), ("good_raw", "good sigma, raw"),
+                                          ("recommended", "your init, scaled"), ("recommended_raw", "your init, raw"))
+             if series(check, f"{p}.train_loss") is not None]  # fmt: skip
+    if len(names) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.8))
+    _curves(ax, check, names, LN[2], "cross-entropy (log scale)")
+    ax.set_xlabel("training step")
+    return svg(fig)
+
+
+def activations(check: CheckResult) -> str | None:
+    inits = [i for i in ("normal", "xavier", "kaiming") if series(check, f"{i}.abs_mean") is not None]
+    if not inits:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 2.8))
+    for i, init in enumerate(inits):
+        for ax, measured, expected in ((axes[0], "rms", "expected_rms"), (axes[1], "grad_rms", "expected_grad_rms")):
+            m, e = series(check, f"{init}.{measured}"), series(check, f"{init}.{expected}")
+            if m is not None:
+                ax.plot(*_pairs(m), "o-", ms=2.5, color=f"C{i}", lw=1, label=f"{init}: measured")
+            if e is not None:
+                ax.plot(*_pairs(e), ":", color=f"C{i}", lw=1.2, label=f"{init}: expected")
+    for ax, title in ((axes[0], "forward: RMS of each layer's output"), (axes[1], "backward: RMS of its gradient")):
+        ax.set_yscale("log")
+        ax.set_xlabel("layer (1 = first Linear)")
+        ax.set_title(title)
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    return svg(fig)
+
+
+def activation_abs(check: CheckResult) -> str | None:
+    inits = [i for i in ("normal", "xavier", "kaiming") if series(check, f"{i}.abs_mean") is not None]
+    if not inits:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 2.6))
+    for i, init in enumerate(inits):
+        for ax, key in ((axes[0], "abs_mean"), (axes[1], "abs_std")):
+            s = series(check, f"{init}.{key}")
+            if s is not None:
+                ax.plot(*_pairs(s), "o-", ms=2.5, lw=1, color=f"C{i}", label=init)
+    for ax, title in ((axes[0], "mean |activation|"), (axes[1], "std |activation|")):
+        ax.set_yscale("log")
+        ax.set_xlabel("layer")
+        ax.set_title(title)
+    axes[0].legend()
+    fig.tight_layout()
+    return svg(fig)
+
+
+def dropout_curves(check: CheckResult) -> str | None:
+    if series(check, "with_dropout.train_loss") is None:
+        return None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(WIDTH, 2.8))
+    _curves(ax1, check, [("with_dropout", "dropout"), ("without_dropout", "no dropout")], LN[10], "cross-entropy")
+    ax1.set_xlabel("epoch (AdamW, lr 3e-4)")
+    for i, variant in enumerate(("with_dropout", "without_dropout")):
+        for part, style in (("train_error", "-"), ("val_error", "--")):
+            s = series(check, f"{variant}.{part}")
+            if s is not None:
+                ax2.plot(*_pairs(s), style, color=f"C{i}", lw=1.2,
+                         label=f"{variant.replace('_', ' ')} ({part.split('_')[0]})")  # fmt: skip
+    ax2.set_ylabel("error (%)")
+    ax2.set_xlabel("epoch")
+    ax2.legend()
+    fig.tight_layout()
+    return svg(fig)
+
+
+def mc_ensemble(check: CheckResult) -> str | None:
+    s = series(check, "mc.error")
+    if s is None:
+        return None
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
+    ax.plot(*_pairs(s), color="C0", lw=1.2, label="average of K train-mode passes")
+    ax.axhline(s.meta.get("eval_error", float("nan")), color="k", ls="--", lw=1, label="eval mode (weight scaling)")
+    ax.set_xscale("log")
+    ax.set_xlabel("ensemble size K (log scale)")
+    ax.set_ylabel("validation error (%)")
+    ax.legend()
+    return svg(fig)
+
+
+def fold(check: CheckResult) -> str | None:
+    s, err = series(check, "fold.outputs"), series(check, "fold.abs_error")
+    if s is None:
+        return None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(WIDTH, 2.6))
+    x, y = _pairs(s)
+    ax1.scatter(x, y, s=4, color="C0")
+    lo, hi = min(x + y), max(x + y)
+    ax1.plot([lo, hi], [lo, hi], color="k", lw=0.6, ls=":")
+    ax1.set_xlabel("original model (eval mode)")
+    ax1.set_ylabel("folded model")
+    if err is not None and err.y:
+        values = [max(v, 1e-12) for v in err.y if v is not None]
+        ax2.hist([math.log10(v) for v in values], bins=30, color="C1")
+        ax2.axvline(math.log10(check.metrics.get("tolerance", 1e-5)), color="k", ls="--", lw=1, label="tolerance")
+        ax2.set_xlabel("log10 |folded - original|")
+        ax2.set_ylabel("outputs")
+        ax2.legend()
+    fig.tight_layout()
+    return svg(fig)
+
+
+def _histograms(ax: Axes, layers: list[dict], key: str, title: str) -> None:
+    for i, layer in enumerate(layers):
+        h = layer.get(key)
+        if not h:
+            continue
+        edges, counts = h["edges"], h["counts"]
+        centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        if key == "histogram":
+            label = (f"layer {layer['layer']}: mean {layer['mean']:.2g}, std {layer['std']:.2g}, "
+                     f"dead {layer['dead_percent']:.1f}%")  # fmt: skip
+        else:
+            label = f"layer {layer['layer']}: mean {layer['grad_mean']:.1e}, std {layer['grad_std']:.1e}"
+        ax.plot(centers, counts, color=f"C{i}", lw=1, label=label)
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend(fontsize=6)
+
+
+def diagnostics(check: CheckResult, variant: str) -> str | None:
+    m = check.metrics.get(variant)
+    if not m:
+        return None
+    final = m["final"]
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 4.6))
+    _histograms(axes[0][0], final["layers"], "histogram", "activations (input of each Linear)")
+    axes[0][0].set_xlabel("value")
+    _histograms(axes[0][1], final["layers"], "grad_histogram", "gradients of the loss at those activations")
+    axes[0][1].set_xlabel("gradient")
+    ratios = final["grad_data"]
+    axes[1][0].bar([f"W{r['layer'] + 1} {tuple(r['shape'])}" for r in ratios], [r["ratio"] for r in ratios],
+                   color="C2")  # fmt: skip
+    axes[1][0].set_yscale("log")
+    axes[1][0].set_title("weight gradient : data ratio (std)")
+    ax = axes[1][1]
+    for j, s in enumerate(x for x in check.series if x.name.startswith(f"{variant}.update_ratio.")):
+        ax.plot(*_pairs(s), lw=0.8, color=f"C{j}", label=f"W{j + 1}")
+    ax.axhline(-3, color="k", ls="--", lw=1, label="1e-3 guide")
+    ax.set_title("update : data ratio (log10)")
+    ax.set_xlabel("training step")
+    ax.legend()
+    fig.tight_layout()
+    return svg(fig)
+
+
+Captioned = tuple[str, str]  # (caption, svg)
+FIGURES: dict[str, list[tuple[str, Callable[[CheckResult], str | None]]]] = {
+    "loss_at_init": [("Loss at init of each submitted classifier against ln(number of classes).", loss_at_init)],
+    "sigma_sweep": [
+        ("The sweep: each grid sigma coloured by the regime most of its seeds showed; your SIGMAS circled.", sweep),
+        ("Loss curves (first seed) of your three sigmas, your recommended init and Glorot.", sweep_curves),
+        (
+            "Decision boundaries after training (first seed): P(ring) over the input plane, red for the ring and blue "
+            "for the disc, with the boundary in black.",
+            boundaries,
+        ),
+        ("Data scaling: the same models trained on raw, unscaled inputs.", scaling),
+    ],
+    "activation_stats": [
+        ("Measured RMS per layer against the analytic expectation (dotted), forward and backward.", activations),
+        ("Mean and std of |activation| per layer, as the lab asks.", activation_abs),
+    ],
+    "dropout": [
+        ("Training and validation curves with and without dropout.", dropout_curves),
+        ("MC-dropout ensemble: validation error against the number of averaged passes.", mc_ensemble),
+    ],
+    "fold_batchnorm": [("Folded against original outputs, and the error distribution.", fold)],
+    "training_diagnostics": [
+        ("mnist_model(False) after training: the four diagnostics.", lambda c: diagnostics(c, "without_dropout")),
+        ("mnist_model(True) after training: the four diagnostics.", lambda c: diagnostics(c, "with_dropout")),
+    ],
+}
+
+
+def figures(check: CheckResult) -> list[Captioned]:
+    """The figures of one check that its data allows (none for a check that could not run)."""
+    out = []
+    for caption, draw in FIGURES.get(check.id, []):
+        drawn = draw(check)
+        if drawn is not None:
+            out.append((caption, drawn))
+    return out

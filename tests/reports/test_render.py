@@ -1,0 +1,106 @@
+"""PDF reports rendered for real with WeasyPrint and read back with pypdf."""
+
+import json
+
+import pytest
+from conftest import SUBMISSIONS, graded_fast
+from pypdf import PdfReader
+
+from grader import grade, load_assignment
+from reports.cli import main
+from reports.render import render_html, render_pdf, url_fetcher
+
+
+def pdf_text(path) -> tuple[str, int]:
+    reader = PdfReader(path)
+    return "\n".join(page.extract_text() for page in reader.pages), len(reader.pages)
+
+
+@pytest.fixture(scope="module")
+def reference_pdf(reference_fast, tmp_path_factory):
+    return render_pdf(reference_fast, tmp_path_factory.mktemp("report") / "report.pdf")
+
+
+def test_reference_report_has_every_check_and_the_score(reference_fast, reference_pdf):
+    text, pages = pdf_text(reference_pdf)
+    assert "95 / 95 points" in text and "FAST MODE" in text
+    for check in reference_fast.checks:
+        assert check.title in text
+    assert "Expected and measured" in text and "What to change" not in text
+    assert f"page {pages} of {pages}" in text
+    assert "training step" in text, "figure text stays selectable"
+
+
+def test_fonts_are_embedded(reference_pdf):
+    reader = PdfReader(reference_pdf)
+    fonts = set()
+    for page in reader.pages:
+        for font in page["/Resources"]["/Font"].values():
+            descriptor = font.get_object()["/DescendantFonts"][0].get_object()["/FontDescriptor"]
+            fonts.add(any(k in descriptor for k in ("/FontFile", "/FontFile2", "/FontFile3")))
+    assert fonts == {True}
+
+
+def test_summary_links_to_sections(reference_fast):
+    html = render_html(reference_fast)
+    for check in reference_fast.checks:
+        assert f'href="#{check.id}"' in html and f'id="{check.id}"' in html
+
+
+def test_same_result_renders_the_same_content(reference_fast, reference_pdf, tmp_path):
+    assert render_html(reference_fast) == render_html(reference_fast)
+    again = render_pdf(reference_fast, tmp_path / "again.pdf")
+    assert pdf_text(again) == pdf_text(reference_pdf)
+
+
+def test_failed_check_shows_verdict_and_hint(tmp_path):
+    from bugs import BUGS
+
+    result = graded_fast(BUGS["lecun_instead_of_he"].write(tmp_path / "lecun.py"))
+    text, _ = pdf_text(render_pdf(result, tmp_path / "report.pdf"))
+    assert "88 / 95 points" in text
+    assert "What to change" in text and "LeCun" in text
+
+
+def test_unloadable_file_still_gets_a_report_that_says_why(tmp_path):
+    result = grade(SUBMISSIONS / "hostile" / "syntax_error.py", load_assignment(), fast=True)
+    text, _ = pdf_text(render_pdf(result, tmp_path / "report.pdf"))
+    assert "could not be loaded" in text and "0 / 95 points" in text
+    assert result.submission.load_failure.message.split(".")[0] in text.replace("\n", " ")
+    assert text.count("What went wrong") == len(result.checks)
+
+
+def test_student_text_cannot_inject_html_or_fetch_files(reference_fast, tmp_path):
+    hostile = '<img src="file:///etc/passwd"><style>html{display:none}</style><a href="http://x">x</a>'
+    result = reference_fast.model_copy(deep=True)
+    result.submission.student = hostile
+    result.checks[0].message = hostile
+    html = render_html(result)
+    assert hostile not in html and "&lt;img src=" in html
+    text, _ = pdf_text(render_pdf(result, tmp_path / "report.pdf"))
+    assert '<img src="file:///etc/passwd">' in text.replace("\n", "")
+    fetcher = url_fetcher()
+    for url in ("file:///etc/passwd", "http://127.0.0.1:6379/"):
+        with pytest.raises(ValueError, match="disallowed protocol"):
+            fetcher.fetch(url)
+
+
+def test_report_command_renders_a_stored_result_and_explains_bad_input(reference_fast, tmp_path, capsys):
+    stored = tmp_path / "result.json"
+    stored.write_text(reference_fast.model_dump_json())
+    assert main(["report", str(stored), "--out", str(tmp_path / "again.pdf")]) == 0
+    assert "95 / 95 points" in pdf_text(tmp_path / "again.pdf")[0]
+    (tmp_path / "bad.json").write_text(json.dumps({"score": 1}))
+    assert main(["report", str(tmp_path / "bad.json"), "--out", str(tmp_path / "x.pdf")]) == 2
+    assert "is not a labgrader result" in capsys.readouterr().out
+
+
+def test_renderer_failure_keeps_the_grade(reference_fast, tmp_path, capsys):
+    stored = tmp_path / "result.json"
+    stored.write_text(reference_fast.model_dump_json())
+    (tmp_path / "report.pdf").mkdir()  # the PDF cannot be written where it should go
+    assert main(["report", str(stored), "--out", str(tmp_path / "report.pdf")]) == 3
+    out = capsys.readouterr().out
+    assert "could not be rendered" in out and "the grade itself is kept" in out
+    assert stored.exists() and "IsADirectoryError" in (tmp_path / "report-error.txt").read_text()
+
