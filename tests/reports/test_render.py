@@ -103,4 +103,3 @@ def test_renderer_failure_keeps_the_grade(reference_fast, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "could not be rendered" in out and "the grade itself is kept" in out
     assert stored.exists() and "IsADirectoryError" in (tmp_path / "report-error.txt").read_text()
-
