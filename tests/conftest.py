@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from bugs import REFERENCE
+from pypdf import PdfReader
 
 from grader import GradeResult, grade
 
@@ -18,6 +19,12 @@ SUBMISSIONS = ROOT / "tests" / "submissions"
 def graded_fast(path: Path) -> GradeResult:
     """The submission graded with the assignment's fast budgets (the reference still gets full marks there)."""
     return grade(path, fast=True)
+
+
+def pdf_text(path: Path) -> tuple[str, int]:
+    """All the text of a PDF, and its number of pages."""
+    reader = PdfReader(path)
+    return "\n".join(page.extract_text() for page in reader.pages), len(reader.pages)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,9 @@
 
 import pytest
 from bugs import BUGS, REFERENCE
-from conftest import graded_fast
+from conftest import graded_fast, pdf_text
+
+from reports.render import render_pdf
 
 
 @pytest.mark.parametrize("name", sorted(BUGS))
@@ -19,6 +21,8 @@ def test_bug_loses_exactly_its_check(name, reference_fast, tmp_path):
     for check in result.checks:
         if check.id != bug.check:
             assert check.score == check.max_score, (check.id, check.message)
+    text, _ = pdf_text(render_pdf(result, tmp_path / "report.pdf"))
+    assert f"{result.score:g} / 95 points" in text and "What to change" in text
 
 
 def test_missing_function_fails_only_its_own_checks(tmp_path):

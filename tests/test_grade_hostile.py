@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 from bugs import REFERENCE
-from conftest import SUBMISSIONS, graded_fast
+from conftest import SUBMISSIONS, graded_fast, pdf_text
 
 from grader import grade, load_assignment
+from reports.render import render_pdf
 
 HOSTILE = SUBMISSIONS / "hostile"
 
@@ -51,8 +52,10 @@ def test_replacing_the_loss_inside_the_sandbox_does_not_fake_the_measured_loss(r
         ("segfault.py", "crash"),
     ],
 )
-def test_file_that_cannot_load_gets_one_clear_reason_everywhere(filename, kind):
+def test_file_that_cannot_load_gets_one_clear_reason_everywhere(filename, kind, tmp_path):
     result = grade(HOSTILE / filename, small_limits(), fast=True)
+    text, _ = pdf_text(render_pdf(result, tmp_path / "report.pdf"))
+    assert "/ 95 points" in text
     failure = result.submission.load_failure
     if kind is None:  # a fork bomb may be contained before import finishes or may load: both are fine
         assert result.checks
@@ -63,8 +66,10 @@ def test_file_that_cannot_load_gets_one_clear_reason_everywhere(filename, kind):
         assert check.status in ("error", "failed") and failure.message in check.message
 
 
-def test_infinite_loop_in_one_function_costs_only_its_checks():
+def test_infinite_loop_in_one_function_costs_only_its_checks(tmp_path):
     result = grade(HOSTILE / "loop_in_model.py", small_limits(), fast=True)
+    text, _ = pdf_text(render_pdf(result, tmp_path / "report.pdf"))
+    assert "What went wrong (timeout)" in text
     assert result.submission.load_failure is None
     sweep = result.check("sigma_sweep")
     assert sweep.status == "error" and sweep.failure.kind == "timeout" and "circle_model" in sweep.message

@@ -3,17 +3,12 @@
 import json
 
 import pytest
-from conftest import SUBMISSIONS, graded_fast
+from conftest import SUBMISSIONS, graded_fast, pdf_text
 from pypdf import PdfReader
 
 from grader import grade, load_assignment
 from reports.cli import main
 from reports.render import render_html, render_pdf, url_fetcher
-
-
-def pdf_text(path) -> tuple[str, int]:
-    reader = PdfReader(path)
-    return "\n".join(page.extract_text() for page in reader.pages), len(reader.pages)
 
 
 @pytest.fixture(scope="module")
