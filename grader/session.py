@@ -55,6 +55,18 @@ class Run:
     def has(self, key: str) -> bool:
         return key in self.reply.tensors
 
+    def count(self, prefix: str, start: int = 0) -> int:
+        """How many numbered tensors `prefix{start}`, `prefix{start + 1}`, ... the reply holds in a row."""
+        n = 0
+        while self.has(f"{prefix}{start + n}"):
+            n += 1
+        return n
+
+    def meta_dict(self, key: str) -> dict:
+        """A dict from the child's JSON meta, or {} when the child put anything else there."""
+        value = self.reply.meta.get(key)
+        return value if isinstance(value, dict) else {}
+
 
 def log_schedule(steps: int) -> list[int]:
     """Steps at which training logits are kept: every step for the first 20, then every 5th, and the last."""

@@ -59,8 +59,7 @@ def _pairs(s: Series) -> tuple[list[float], list[float]]:
     return [p[0] for p in kept], [p[1] for p in kept]
 
 
-def _curves(ax: Axes, check: CheckResult, names: list[tuple[str, str]], level: float | None, ylabel: str) -> bool:
-    drawn = False
+def _curves(ax: Axes, check: CheckResult, names: list[tuple[str, str]], level: float | None, ylabel: str) -> None:
     for i, (prefix, label) in enumerate(names):
         color = f"C{i}"
         for part, style in (("train_loss", "-"), ("val_loss", "--")):
@@ -69,13 +68,11 @@ def _curves(ax: Axes, check: CheckResult, names: list[tuple[str, str]], level: f
                 continue
             x, y = _pairs(s)
             ax.plot(x, y, style, color=color, lw=1.2, label=f"{label} ({'train' if part == 'train_loss' else 'val'})")
-            drawn = True
     if level is not None:
         ax.axhline(level, color="k", lw=0.8, ls=":", label=f"-log(1/n) = {level:.3f}")
     ax.set_yscale("log")
     ax.set_ylabel(ylabel)
     ax.legend(ncol=2)
-    return drawn
 
 
 def loss_at_init(check: CheckResult) -> str | None:

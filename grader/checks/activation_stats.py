@@ -83,9 +83,7 @@ def rms(t: torch.Tensor) -> float:
 
 def analyse(run: Run, init: str, x: torch.Tensor, cotangent: torch.Tensor) -> dict:
     n = x.shape[0]
-    layers = 0
-    while run.has(f"{init}.z{layers}"):
-        layers += 1
+    layers = run.count(f"{init}.z")
     if layers < 3:
         raise BadReply(f"deep_model('{init}') ran {layers} Linear layers; the lab asks for 20")
     z = [run.tensor(f"{init}.z{k}", (n, None), finite=False) for k in range(layers)]

@@ -21,7 +21,7 @@ import torch
 
 from grader.assignment import Assignment
 from grader.checks.base import accuracy, cross_entropy
-from grader.session import Run, chance_loss, log_schedule
+from grader.session import Run, Session, chance_loss, log_schedule
 
 REGIMES = ("stuck", "small", "good", "big", "poor", "diverged")
 REGIME_TEXT = {
@@ -100,6 +100,18 @@ def analyse(run: Run, a: Assignment, y_train: torch.Tensor, y_val: torch.Tensor,
             grid = torch.softmax(torch.nan_to_num(g), dim=1)[:, 1].reshape(resolution, resolution)
         out.append(CircleRun(spec, steps, train_loss, val_steps, val_loss, val_acc, val_loss[0], escape, regime, grid))
     return out
+
+
+def circle_runs(session: Session, name: str) -> list[CircleRun]:
+    """The analysed runs of one circle_runs task, computed once for all the checks that read them."""
+
+    def compute() -> list[CircleRun]:
+        run = session.run(name)
+        assert run is not None and run.failure is None
+        d = session.circle_data
+        return analyse(run, session.assignment, d.y_train, d.y_val, session.assignment.circle.grid_resolution)
+
+    return session.memo(f"circle:{name}", compute)  # type: ignore[return-value]
 
 
 def majority(runs: list[CircleRun]) -> tuple[str, Counter]:

@@ -24,12 +24,9 @@ HINT = (
 
 
 def layer_io(run: Run, mode: str, probe: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    ins, outs = [], []
-    k = 0
-    while run.has(f"probe.{mode}.in{k}"):
-        ins.append(run.tensor(f"probe.{mode}.in{k}", (probe.shape[0], None)))
-        outs.append(run.tensor(f"probe.{mode}.out{k}", (probe.shape[0], None)))
-        k += 1
+    layers = range(run.count(f"probe.{mode}.in"))
+    ins = [run.tensor(f"probe.{mode}.in{k}", (probe.shape[0], None)) for k in layers]
+    outs = [run.tensor(f"probe.{mode}.out{k}", (probe.shape[0], None)) for k in layers]
     if len(ins) < 2:
         raise BadReply("mnist_model must be built from nn.Linear layers (784 -> 800 -> 800 -> 10)")
     return ins, outs
@@ -125,18 +122,20 @@ def implementation_items(a: Assignment, drop: Run, plain: Run, probe: torch.Tens
             else "mnist_model(False) still drops values in train mode; build it without dropout.",
         )
     )
-    measured: list[dict] = []
+    passes = []
     for mode in ("train0", "train1"):
         ins, outs = layer_io(drop, mode, probe)
-        rates = measure(ins, sources(ins, outs, probe))
-        measured = (
-            rates
-            if not measured
-            else [
-                {k: (r[k] + q[k]) / 2 if k != "shape_mismatch" else r[k] or q[k] for k in r}
-                for r, q in zip(measured, rates, strict=True)
-            ]
-        )
+        passes.append(measure(ins, sources(ins, outs, probe)))
+    if len(passes[0]) != len(passes[1]):
+        raise BadReply("the two train-mode passes of mnist_model(True) ran a different number of Linear layers")
+    measured = [  # per layer, averaged over the two passes
+        {
+            "rate": (first["rate"] + second["rate"]) / 2,
+            "scale": (first["scale"] + second["scale"]) / 2,
+            "shape_mismatch": first["shape_mismatch"] or second["shape_mismatch"],
+        }
+        for first, second in zip(*passes, strict=True)
+    ]
     stochastic = not _passes_equal(drop, "train0", "train1", n)
     m = a.mnist
     items.append(_rate_item(a, "input_rate", "20% dropout on the input", measured[:1], m.input_rate, "the input"))

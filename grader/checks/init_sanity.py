@@ -30,7 +30,7 @@ def duplicate_units(weight: torch.Tensor, bias: torch.Tensor | None) -> int:
 
 
 def model_problems(run: Run, index: int, label: str) -> tuple[list[str], dict]:
-    names = run.reply.meta.get(f"m{index}", {}).get("names")
+    names = run.meta_dict(f"m{index}").get("names")
     if not isinstance(names, list) or not all(isinstance(n, str) and _NAME.match(n) for n in names):
         raise BadReply(f"no valid parameter names for {label}")
     init = {n: run.tensor(f"m{index}.init.{n}") for n in names}

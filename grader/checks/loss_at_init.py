@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from grader.assignment import Assignment
 from grader.checks.base import bad_reply_failure, cross_entropy, item, not_run, run_failure, scored
-from grader.checks.circle import CircleRun, analyse, median
+from grader.checks.circle import circle_runs, median
 from grader.result import CheckResult, Item, Series
 from grader.session import BadReply, Session, chance_loss
 
@@ -16,16 +16,6 @@ HINT = (
     "0.01 after your init) and set its bias to 0, so the logits start near 0 and every class gets about the "
     "same probability."
 )
-
-
-def circle_runs(session: Session, name: str) -> list[CircleRun]:
-    def compute() -> list[CircleRun]:
-        run = session.run(name)
-        assert run is not None and run.failure is None
-        d = session.circle_data
-        return analyse(run, session.assignment, d.y_train, d.y_val, session.assignment.circle.grid_resolution)
-
-    return session.memo(f"circle:{name}", compute)  # type: ignore[return-value]
 
 
 def verdict(measured: float, n_classes: int) -> str:
@@ -117,7 +107,7 @@ def _reported_items(session: Session, metrics: dict) -> list[Item]:
     if deep is not None and deep.failure is None:
         for init in ("normal", "xavier", "kaiming"):
             try:
-                last = deep.reply.meta.get(init, {}).get("layers", 0) - 1
+                last = deep.count(f"{init}.z") - 1
                 logits = deep.tensor(f"{init}.z{last}", (len(session.deep_y), 2), finite=False)
             except BadReply:
                 continue

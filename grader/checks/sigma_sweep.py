@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from grader.assignment import Assignment
 from grader.checks.base import bad_reply_failure, item, not_run, run_failure, scored
-from grader.checks.circle import REGIME_TEXT, CircleRun, majority, median
-from grader.checks.loss_at_init import circle_runs
+from grader.checks.circle import REGIME_TEXT, CircleRun, circle_runs, majority, median
 from grader.result import CheckResult, Failure, Item, Series
 from grader.session import BadReply, Session
 

@@ -28,8 +28,7 @@ def histogram(t: torch.Tensor) -> dict:
 
 def layer_stats(run: Run, prefix: str) -> list[dict]:
     stats = []
-    k = 1
-    while run.has(f"{prefix}.act{k}"):
+    for k in range(1, 1 + run.count(f"{prefix}.act", start=1)):
         act = run.tensor(f"{prefix}.act{k}", (None, None))
         entry = {
             "layer": k,
@@ -46,14 +45,12 @@ def layer_stats(run: Run, prefix: str) -> list[dict]:
                 "grad_histogram": histogram(grad),
             }
         stats.append(entry)
-        k += 1
     return stats
 
 
 def grad_data_ratios(run: Run, prefix: str) -> list[dict]:
     ratios = []
-    k = 0
-    while run.has(f"{prefix}.wgrad{k}"):
+    for k in range(run.count(f"{prefix}.wgrad")):
         w = run.tensor(f"{prefix}.w{k}", (None, None))
         g = run.tensor(f"{prefix}.wgrad{k}", tuple(w.shape))
         ratios.append(
@@ -65,7 +62,6 @@ def grad_data_ratios(run: Run, prefix: str) -> list[dict]:
                 "ratio": float(g.std() / w.std().clamp(min=1e-30)),
             }
         )
-        k += 1
     return ratios
 
 
