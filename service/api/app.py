@@ -1,0 +1,78 @@
+"""The FastAPI app: routes, and a lifespan that owns the database, the storage, the queue and the sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import redis
+from fastapi import FastAPI
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from service.api import submissions
+from service.api.deps import AppState, StateDep
+from service.api.schemas import Health
+from service.db import Database
+from service.maintenance import sweep_once
+from service.queue import make_celery
+from service.settings import Settings
+from service.storage import Storage
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Submit a solution of the initialization & regularization lab and get it graded.
+
+Authenticate with `Authorization: Bearer TOKEN` (the token from your instructor's roster). `POST /api/submissions`
+answers at once with an id; grading takes minutes: poll `GET /api/submissions/{id}` for status and progress,
+then download `report.pdf` and `result.json`."""
+
+
+async def _sweep_forever(state: AppState) -> None:
+    while True:
+        await asyncio.sleep(state.settings.sweep_interval_seconds)
+        try:
+            await run_in_threadpool(sweep_once, state.db, state.celery, state.settings)
+        except Exception:  # a database or broker hiccup must not end the loop
+            log.exception("sweep failed; trying again in %s s", state.settings.sweep_interval_seconds)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = AppState(settings, Database(settings.sqlalchemy_url), Storage(settings.storage_dir),
+                         make_celery(settings))  # fmt: skip
+        app.state.labgrader = state
+        sweeper = asyncio.create_task(_sweep_forever(state)) if settings.sweep_interval_seconds > 0 else None
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            state.db.dispose()
+
+    app = FastAPI(title="labgrader", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.include_router(submissions.router)
+
+    @app.get("/api/health", response_model=Health, tags=["service"])
+    def health(state: StateDep) -> Health:
+        """Whether the database and the broker answer (docker-compose's health check)."""
+        try:
+            with state.db.engine.connect() as c:
+                c.execute(text("SELECT 1"))
+            database = True
+        except Exception:
+            database = False
+        try:
+            broker = bool(redis.Redis.from_url(settings.broker_url, socket_timeout=2).ping())
+        except redis.RedisError:
+            broker = False
+        return Health(database=database, broker=broker)
+
+    return app

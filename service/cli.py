@@ -1,0 +1,237 @@
+"""The `labgrader` command: run the service (serve, worker, up) and administer it (migrate, create-instructor,
+import-roster, assignment, regrade, sweep). Settings come from LABGRADER_* environment variables."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import redis
+from sqlalchemy import select
+
+from service.db import Database
+from service.migrate import upgrade
+from service.models import Assignment, Instructor
+from service.settings import Settings
+
+
+def fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def database(settings: Settings) -> Database:
+    """The database, migrated first: every command works on a fresh installation."""
+    upgrade(settings.sqlalchemy_url)
+    return Database(settings.sqlalchemy_url)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    upgrade(settings.sqlalchemy_url)
+    print(f"Database {Database.describe(settings.sqlalchemy_url)} is up to date.")
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.api.app import create_app
+
+    upgrade(settings.sqlalchemy_url)
+    uvicorn.run(create_app(settings), host=args.host or settings.host, port=args.port or settings.port,
+                log_level="info")  # fmt: skip
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from service.worker import run_worker
+
+    updates = {k: v for k, v in (("device", args.device), ("worker_concurrency", args.concurrency)) if v is not None}
+    run_worker(settings.model_copy(update=updates), queue=args.queue, loglevel=args.loglevel)
+    return 0
+
+
+def broker_answers(settings: Settings) -> bool:
+    try:
+        return bool(redis.Redis.from_url(settings.broker_url, socket_timeout=3).ping())
+    except redis.RedisError:
+        return False
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    """Everything on one machine: migrate, one worker in a child process, the API in this one."""
+    if not broker_answers(settings):
+        return fail(f"Redis does not answer at {settings.broker_url}: start it (redis-server) or set "
+                    "LABGRADER_BROKER_URL.")  # fmt: skip
+    upgrade(settings.sqlalchemy_url)
+    worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], start_new_session=True)
+    try:
+        return cmd_serve(settings, args)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+
+
+def cmd_create_instructor(settings: Settings, args: argparse.Namespace) -> int:
+    from service.security import hash_password
+
+    password = args.password or getpass.getpass("Password: ")
+    if len(password) < 8:
+        return fail("the password must have at least 8 characters.")
+    db = database(settings)
+    with db.session() as s:
+        instructor = s.scalar(select(Instructor).where(Instructor.email == args.email.lower()))
+        if instructor is None:
+            s.add(Instructor(email=args.email.lower(), password_hash=hash_password(password)))
+            print(f"Instructor {args.email} created.")
+        else:
+            instructor.password_hash = hash_password(password)
+            print(f"Instructor {args.email} exists: password changed.")
+    return 0
+
+
+def cmd_import_roster(settings: Settings, args: argparse.Namespace) -> int:
+    from service.roster import RosterError, import_roster, parse_roster, tokens_csv
+    from service.storage import write_atomic
+
+    try:
+        rows = parse_roster(args.csv.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError) as e:
+        return fail(f"cannot read {args.csv}: {e}")
+    except RosterError as e:
+        return fail(f"{args.csv}: {e}")
+    out = args.out or args.csv.with_name(f"{args.csv.stem}-tokens.csv")
+    db = database(settings)
+    try:
+        with db.session() as s:
+            issued = import_roster(s, rows, args.assignment, reissue=args.reissue)
+            write_atomic(out, tokens_csv(issued).encode("utf-8"))  # before the commit: no token is ever lost
+    except RosterError as e:
+        return fail(str(e))
+    counts = {state: sum(i.status == state for i in issued) for state in ("new", "kept", "reissued")}
+    print(f"{len(issued)} students on {args.assignment}: {counts['new']} new, {counts['reissued']} reissued, "
+          f"{counts['kept']} kept their token. Tokens written to {out}: hand each student their own.")  # fmt: skip
+    return 0
+
+
+def cmd_assignment(settings: Settings, args: argparse.Namespace) -> int:
+    db = database(settings)
+    config = None
+    if args.config:
+        from grader.assignment import AssignmentError, load_assignment
+
+        try:
+            spec = load_assignment(args.config)
+        except AssignmentError as e:
+            return fail(str(e))
+        config = str(args.config.resolve())
+    with db.session() as s:
+        a = s.get(Assignment, args.id)
+        if a is None:
+            if config is None:
+                return fail(f"there is no assignment {args.id!r}; create one with --config FILE.toml.")
+            a = Assignment(id=args.id, title=args.title or spec.title, config_path=config)
+            s.add(a)
+        elif config is not None:
+            a.config_path = config
+        if args.title:
+            a.title = args.title
+        if args.deadline is not None:
+            a.deadline = args.deadline if args.deadline != "none" else None
+        deadline = a.deadline.isoformat() if a.deadline else "none"
+        print(f"{a.id}: {a.title!r}, deadline {deadline}, rubric {a.config_path or 'built-in init-reg'}")
+    return 0
+
+
+def deadline_arg(value: str) -> datetime | str:
+    if value == "none":
+        return value
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO date and time, e.g. 2026-12-01T23:59+01:00") from e
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} has no time zone; add one, e.g. {value}+01:00 or {value}Z")
+    return when
+
+
+def cmd_regrade(settings: Settings, args: argparse.Namespace) -> int:
+    from service.maintenance import assignment_submissions, regrade_and_send
+    from service.queue import make_celery
+
+    db = database(settings)
+    ids = list(args.submission) or assignment_submissions(db, args.assignment)
+    n = regrade_and_send(db, make_celery(settings), settings, ids)
+    missing = len(ids) - n
+    print(f"{n} submissions queued for regrading." + (f" {missing} ids were not found." if missing else ""))
+    return 0 if not missing else 1
+
+
+def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
+    from service.maintenance import sweep_once
+    from service.queue import make_celery
+
+    report = sweep_once(database(settings), make_celery(settings), settings)
+    print(f"{len(report.lost)} lost by a worker and {len(report.resent)} missing from the broker: queued again.")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="labgrader", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create or upgrade the database (adds the init-reg assignment when new)")
+    for name, help_ in (("serve", "run the API (migrates first)"), ("up", "migrate, then run one worker and the API")):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("--host", default=None, help="address to listen on (default: LABGRADER_HOST)")
+        s.add_argument("--port", type=int, default=None, help="port (default: LABGRADER_PORT)")
+    w = sub.add_parser("worker", help="run a Celery worker that grades submissions")
+    w.add_argument("--queue", default=None, help="queue to listen on (default: LABGRADER_QUEUE)")
+    w.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default: LABGRADER_DEVICE")
+    w.add_argument("--concurrency", type=int, default=None, help="gradings at once (1 per GPU)")
+    w.add_argument("--loglevel", default="INFO")
+    c = sub.add_parser("create-instructor", help="create an instructor (or set their password)")
+    c.add_argument("email")
+    c.add_argument("--password", default=None, help="at least 8 characters (asked for when omitted)")
+    r = sub.add_parser("import-roster", help="add students from a CSV (student_id,name[,email]) and issue tokens")
+    r.add_argument("csv", type=Path)
+    r.add_argument("--assignment", required=True, help="enroll the students in this assignment (e.g. init-reg)")
+    r.add_argument("--out", type=Path, default=None, help="where to write the tokens (default: CSV-tokens.csv)")
+    r.add_argument("--reissue", action="store_true", help="new tokens for students who have one (old ones stop)")
+    a = sub.add_parser("assignment", help="create an assignment or change its title, deadline or rubric")
+    a.add_argument("id")
+    a.add_argument("--config", type=Path, default=None, help="assignment TOML (see grader/assignments/)")
+    a.add_argument("--title", default=None)
+    a.add_argument("--deadline", type=deadline_arg, default=None, help="ISO time with zone, or 'none'")
+    g = sub.add_parser("regrade", help="grade submissions again (a new generation of each)")
+    target = g.add_mutually_exclusive_group(required=True)
+    target.add_argument("--submission", nargs="+", default=[], help="submission ids")
+    target.add_argument("--assignment", help="every submission of this assignment")
+    sub.add_parser("sweep", help="queue again submissions that a lost worker or a lost broker left behind")
+    return p
+
+
+COMMANDS = {
+    "migrate": cmd_migrate, "serve": cmd_serve, "worker": cmd_worker, "up": cmd_up,
+    "create-instructor": cmd_create_instructor, "import-roster": cmd_import_roster, "assignment": cmd_assignment,
+    "regrade": cmd_regrade, "sweep": cmd_sweep,
+}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return COMMANDS[args.command](Settings(), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Accepting a submission: the file is checked (size, type, encoding) and the student's rate and the deadline
+are applied before anything is stored; then it is stored, and only then queued."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.models import Assignment, Enrollment, Student, Submission, utcnow
+from service.storage import Storage, write_atomic
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.py")
+
+
+@dataclass
+class Rejected(Exception):
+    """A submission that is not accepted: the HTTP status and a message saying what to do."""
+
+    status_code: int
+    detail: str
+    retry_after: int | None = None
+
+
+def check_file(filename: str | None, data: bytes, max_bytes: int) -> str:
+    """The file's name to keep, or Rejected: not a .py file, too large, empty, not UTF-8 text."""
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    if not name.endswith(".py"):
+        raise Rejected(415, f"'{name or '(no name)'}' is not a Python file: submit your solution as one .py file.")
+    if len(data) > max_bytes:
+        raise Rejected(
+            413, f"The file is larger than {max_bytes} bytes: submit only your Python source (no data, no weights)."
+        )
+    if not data.strip():
+        raise Rejected(422, f"'{name}' is empty: submit the file that defines your models.")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Rejected(422, f"'{name}' is not UTF-8 text (invalid byte at offset {e.start}): save it as UTF-8.") from e
+    if b"\x00" in data:
+        raise Rejected(422, f"'{name}' contains NUL bytes: it is not a text file. Submit your Python source.")
+    return name if SAFE_NAME.fullmatch(name) else "submission.py"
+
+
+def find_assignment(session: Session, student: Student, assignment_id: str) -> Assignment:
+    assignment = session.get(Assignment, assignment_id)
+    enrolled = assignment is not None and session.get(Enrollment, (student.id, assignment_id)) is not None
+    if assignment is None:
+        raise Rejected(404, f"There is no assignment '{assignment_id}'. GET /api/assignments lists yours.")
+    if not enrolled:
+        raise Rejected(403, f"You are not on the roster of '{assignment_id}'. Ask your instructor to add you.")
+    return assignment
+
+
+def check_rate(session: Session, student: Student, assignment_id: str, limit: int, window_seconds: int) -> None:
+    since = utcnow() - timedelta(seconds=window_seconds)
+    recent = select(Submission.created_at).where(
+        Submission.student_pk == student.id, Submission.assignment_id == assignment_id, Submission.created_at >= since
+    )
+    count = session.scalar(select(func.count()).select_from(recent.subquery()))
+    if count >= limit:
+        oldest = session.scalar(select(func.min(recent.subquery().c.created_at)))
+        wait = max(1, int((oldest + timedelta(seconds=window_seconds) - utcnow()).total_seconds()) + 1)
+        raise Rejected(
+            429,
+            f"You have submitted {count} times to '{assignment_id}' in the last {window_seconds // 60} minutes "
+            f"(the limit is {limit}). Try again in {wait} seconds; your latest submission is still graded.",
+            retry_after=wait,
+        )
+
+
+def store_submission(
+    session: Session, storage: Storage, student: Student, assignment: Assignment, filename: str, data: bytes
+) -> Submission:
+    """Write the file, then the row (status queued); the caller commits, then sends the id to the queue."""
+    now = utcnow()
+    sub = Submission(
+        id=str(uuid.uuid4()),
+        student_pk=student.id,
+        assignment_id=assignment.id,
+        filename=filename,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+        created_at=now,
+        queued_at=now,
+        late=assignment.deadline is not None and now > assignment.deadline,
+        generation=1,
+        attempt=0,
+        progress=0.0,
+        step="",
+    )
+    write_atomic(storage.upload_path(sub.id), data)
+    session.add(sub)
+    session.flush()
+    return sub

@@ -1,0 +1,51 @@
+"""One settings object, read from LABGRADER_* environment variables, with defaults that work on a fresh machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LABGRADER_", extra="ignore")
+
+    # where things live
+    database_url: str = Field("", description="SQLAlchemy URL; empty: SQLite in STORAGE_DIR/labgrader.db")
+    broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (Redis)")
+    storage_dir: Path = Field(Path("var"), description="uploads, results and reports; shared by API and workers")
+    data_dir: Path | None = Field(None, description="MNIST IDX files (the grader's data folder)")
+
+    # the API
+    host: str = Field("127.0.0.1", description="address `labgrader serve` listens on")
+    port: int = Field(8000, description="port `labgrader serve` listens on")
+    max_upload_bytes: int = Field(1_000_000, description="largest accepted submission file")
+    rate_limit: int = Field(20, description="submissions per student and assignment within RATE_WINDOW_SECONDS")
+    rate_window_seconds: int = Field(3600, description="the window of RATE_LIMIT")
+    secret_key: str = Field("", description="signs dashboard sessions; empty: generated once in STORAGE_DIR")
+
+    # the queue and the workers
+    queue: str = Field("grading", description="Celery queue that submissions are sent to (GPU workers: grading-gpu)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where a worker runs the models")
+    fast: bool = Field(False, description="grade with the assignment's [fast] budgets (development only)")
+    worker_concurrency: int = Field(1, description="gradings one worker runs at once (1 per GPU)")
+    soft_time_limit: int = Field(1500, description="seconds before a grading is asked to stop")
+    time_limit: int = Field(1800, description="seconds before a grading is killed")
+    visibility_timeout: int = Field(7200, description="seconds before Redis redelivers an unacknowledged task")
+    lease_seconds: int = Field(60, description="a grading whose heartbeat is older than this is taken as lost")
+    heartbeat_seconds: float = Field(5, description="how often a grading renews its lease")
+    requeue_after_seconds: int = Field(
+        60, description="a queued submission missing from the broker this long is sent again"
+    )
+    sweep_interval_seconds: float = Field(15, description="how often the API looks for lost or stuck submissions")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with a driver SQLAlchemy has here (psycopg 3 for PostgreSQL)."""
+        url = self.database_url or f"sqlite:///{(self.storage_dir / 'labgrader.db').resolve()}"
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
