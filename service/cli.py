@@ -13,12 +13,12 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-import redis
 from sqlalchemy import select
 
 from service.db import Database
 from service.migrate import upgrade
 from service.models import Assignment, Instructor
+from service.queue import broker_answers
 from service.settings import Settings
 
 
@@ -58,16 +58,9 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def broker_answers(settings: Settings) -> bool:
-    try:
-        return bool(redis.Redis.from_url(settings.broker_url, socket_timeout=3).ping())
-    except redis.RedisError:
-        return False
-
-
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     """Everything on one machine: migrate, one worker in a child process, the API in this one."""
-    if not broker_answers(settings):
+    if not broker_answers(settings.broker_url):
         return fail(f"Redis does not answer at {settings.broker_url}: start it (redis-server) or set "
                     "LABGRADER_BROKER_URL.")  # fmt: skip
     upgrade(settings.sqlalchemy_url)
@@ -88,8 +81,7 @@ def cmd_create_instructor(settings: Settings, args: argparse.Namespace) -> int:
     password = args.password or getpass.getpass("Password: ")
     if len(password) < 8:
         return fail("the password must have at least 8 characters.")
-    db = database(settings)
-    with db.session() as s:
+    with database(settings) as db, db.session() as s:
         instructor = s.scalar(select(Instructor).where(Instructor.email == args.email.lower()))
         if instructor is None:
             s.add(Instructor(email=args.email.lower(), password_hash=hash_password(password)))
@@ -111,9 +103,8 @@ def cmd_import_roster(settings: Settings, args: argparse.Namespace) -> int:
     except RosterError as e:
         return fail(f"{args.csv}: {e}")
     out = args.out or args.csv.with_name(f"{args.csv.stem}-tokens.csv")
-    db = database(settings)
     try:
-        with db.session() as s:
+        with database(settings) as db, db.session() as s:
             issued = import_roster(s, rows, args.assignment, reissue=args.reissue)
             write_atomic(out, tokens_csv(issued).encode("utf-8"))  # before the commit: no token is ever lost
     except RosterError as e:
@@ -125,7 +116,6 @@ def cmd_import_roster(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_assignment(settings: Settings, args: argparse.Namespace) -> int:
-    db = database(settings)
     config = None
     if args.config:
         from grader.assignment import AssignmentError, load_assignment
@@ -135,7 +125,7 @@ def cmd_assignment(settings: Settings, args: argparse.Namespace) -> int:
         except AssignmentError as e:
             return fail(str(e))
         config = str(args.config.resolve())
-    with db.session() as s:
+    with database(settings) as db, db.session() as s:
         a = s.get(Assignment, args.id)
         if a is None:
             if config is None:
@@ -169,9 +159,9 @@ def cmd_regrade(settings: Settings, args: argparse.Namespace) -> int:
     from service.maintenance import assignment_submissions, regrade_and_send
     from service.queue import make_celery
 
-    db = database(settings)
-    ids = list(args.submission) or assignment_submissions(db, args.assignment)
-    n = regrade_and_send(db, make_celery(settings), settings, ids)
+    with database(settings) as db, make_celery(settings) as app:
+        ids = list(args.submission) or assignment_submissions(db, args.assignment)
+        n = regrade_and_send(db, app, settings, ids)
     missing = len(ids) - n
     print(f"{n} submissions queued for regrading." + (f" {missing} ids were not found." if missing else ""))
     return 0 if not missing else 1
@@ -181,7 +171,8 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
     from service.maintenance import sweep_once
     from service.queue import make_celery
 
-    report = sweep_once(database(settings), make_celery(settings), settings)
+    with database(settings) as db, make_celery(settings) as app:
+        report = sweep_once(db, app, settings)
     print(f"{len(report.lost)} lost by a worker and {len(report.resent)} missing from the broker: queued again.")
     return 0
 
@@ -230,6 +221,7 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return COMMANDS[args.command](Settings(), args)
 
 

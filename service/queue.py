@@ -46,12 +46,20 @@ def send(app: Celery, queue: str, submission_id: str, generation: int) -> bool:
         return False
 
 
+def broker_answers(broker_url: str) -> bool:
+    try:
+        with redis.Redis.from_url(broker_url, socket_timeout=3) as client:
+            return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
 def submissions_in_broker(broker_url: str, queue: str) -> set[str] | None:
     """Ids of the submissions whose message waits in `queue` or is held unacknowledged by a worker; None when
     Redis cannot be read (then the sweep resends every old queued submission)."""
     try:
-        client = redis.Redis.from_url(broker_url, socket_timeout=5)
-        raw = [*client.lrange(queue, 0, -1), *(json.dumps(json.loads(v)[0]) for v in client.hvals("unacked"))]
+        with redis.Redis.from_url(broker_url, socket_timeout=5) as client:
+            raw = [*client.lrange(queue, 0, -1), *(json.dumps(json.loads(v)[0]) for v in client.hvals("unacked"))]
     except (redis.RedisError, ValueError, IndexError, TypeError) as e:
         log.warning("cannot read the broker's queue %s: %s", queue, e)
         return None

@@ -7,8 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import redis
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
@@ -17,7 +16,7 @@ from service.api.deps import AppState, StateDep
 from service.api.schemas import Health
 from service.db import Database
 from service.maintenance import sweep_once
-from service.queue import make_celery
+from service.queue import broker_answers, make_celery
 from service.settings import Settings
 from service.storage import Storage
 
@@ -56,23 +55,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
             state.db.dispose()
+            state.celery.close()
 
     app = FastAPI(title="labgrader", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.include_router(submissions.router)
 
-    @app.get("/api/health", response_model=Health, tags=["service"])
-    def health(state: StateDep) -> Health:
-        """Whether the database and the broker answer (docker-compose's health check)."""
+    @app.get("/api/health", response_model=Health, tags=["service"], responses={503: {"model": Health}})
+    def health(state: StateDep, response: Response) -> Health:
+        """Whether the database and the broker answer (503 when one does not; docker-compose's health check)."""
         try:
             with state.db.engine.connect() as c:
                 c.execute(text("SELECT 1"))
             database = True
         except Exception:
             database = False
-        try:
-            broker = bool(redis.Redis.from_url(settings.broker_url, socket_timeout=2).ping())
-        except redis.RedisError:
-            broker = False
+        broker = broker_answers(settings.broker_url)
+        if not (database and broker):
+            response.status_code = 503
         return Health(database=database, broker=broker)
 
     return app
