@@ -42,11 +42,10 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.api.app import create_app
-
     upgrade(settings.sqlalchemy_url)
-    uvicorn.run(create_app(settings), host=args.host or settings.host, port=args.port or settings.port,
-                log_level="info")  # fmt: skip
+    # each API process builds its app (and reads its settings) from the environment
+    uvicorn.run("service.api.app:create_app", factory=True, host=args.host or settings.host,
+                port=args.port or settings.port, workers=settings.api_workers, log_level="info")  # fmt: skip
     return 0
 
 

@@ -21,16 +21,17 @@ class Settings(BaseSettings):
     # the API
     host: str = Field("127.0.0.1", description="address `labgrader serve` listens on")
     port: int = Field(8000, description="port `labgrader serve` listens on")
+    api_workers: int = Field(1, description="API processes `labgrader serve` starts (one per spare core)")
     max_upload_bytes: int = Field(1_000_000, description="largest accepted submission file")
     rate_limit: int = Field(20, description="submissions per student and assignment within RATE_WINDOW_SECONDS")
     rate_window_seconds: int = Field(3600, description="the window of RATE_LIMIT")
-    secret_key: str = Field("", description="signs dashboard sessions; empty: generated once in STORAGE_DIR")
 
     # the queue and the workers
     queue: str = Field("grading", description="Celery queue that submissions are sent to (GPU workers: grading-gpu)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where a worker runs the models")
     fast: bool = Field(False, description="grade with the assignment's [fast] budgets (development only)")
     worker_concurrency: int = Field(1, description="gradings one worker runs at once (1 per GPU)")
+    worker_nice: int = Field(10, description="CPU niceness of workers: the API stays responsive on a shared machine")
     soft_time_limit: int = Field(1500, description="seconds before a grading is asked to stop")
     time_limit: int = Field(1800, description="seconds before a grading is killed")
     visibility_timeout: int = Field(7200, description="seconds before Redis redelivers an unacknowledged task")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from celery import Celery
 from celery.signals import worker_process_init
@@ -40,6 +41,7 @@ def make_worker_app(settings: Settings) -> Celery:
 def run_worker(settings: Settings, queue: str | None = None, loglevel: str = "INFO") -> None:
     """Run a worker in the foreground (blocks) on `queue` (default: the settings' queue)."""
     app = make_worker_app(settings)
+    os.nice(settings.worker_nice)  # grading is batch work; the sandbox children inherit this
     app.worker_main(
         [
             "worker",

@@ -9,6 +9,10 @@ from pydantic import BaseModel, Field
 from service.models import Status
 
 
+class Problem(BaseModel):
+    detail: str = Field(description="what was wrong and what to do")
+
+
 class SubmissionLinks(BaseModel):
     self: str
     report: str = Field(description="the PDF report (409 until the submission is done)")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from service.api.deps import CurrentStudent, SessionDep, StateDep
 from service.api.schemas import (
     AssignmentList,
+    Problem,
     AssignmentPublic,
     SubmissionLinks,
     SubmissionList,
@@ -21,7 +22,11 @@ from service.intake import Rejected, check_file, check_rate, find_assignment, st
 from service.models import Assignment, Enrollment, Status, Student, Submission
 from service.queue import send
 
-router = APIRouter(prefix="/api", tags=["students"])
+router = APIRouter(
+    prefix="/api",
+    tags=["students"],
+    responses={401: {"model": Problem, "description": "missing or unknown token"}},
+)
 NOT_FOUND = "No submission of yours has this id. GET /api/submissions lists yours."
 
 
@@ -53,13 +58,12 @@ def own_submission(session: Session, student: Student, submission_id: str) -> Su
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmissionPublic,
     responses={
-        401: {"description": "missing or unknown token"},
-        403: {"description": "not on the assignment's roster"},
-        404: {"description": "no such assignment"},
-        413: {"description": "file too large"},
-        415: {"description": "not a .py file"},
-        422: {"description": "empty file or not UTF-8 text"},
-        429: {"description": "too many submissions in the rate window"},
+        403: {"model": Problem, "description": "not on the assignment's roster"},
+        404: {"model": Problem, "description": "no such assignment"},
+        413: {"model": Problem, "description": "file too large"},
+        415: {"model": Problem, "description": "not a .py file"},
+        422: {"description": "empty file or not UTF-8 text, or a missing form field"},
+        429: {"model": Problem, "description": "too many submissions in the rate window"},
     },
 )
 def submit(
@@ -68,7 +72,7 @@ def submit(
     student: CurrentStudent,
     response: Response,
     file: Annotated[UploadFile, File(description="your solution, one .py file")],
-    assignment: Annotated[str, Form(description="the assignment id, e.g. init-reg")],
+    assignment: Annotated[str, Form(min_length=1, max_length=64, description="the assignment id, e.g. init-reg")],
 ) -> SubmissionPublic:
     """Store the file and queue it for grading; answers at once with the submission's id (grading takes
     minutes: poll GET /api/submissions/{id})."""
@@ -99,7 +103,7 @@ def list_submissions(session: SessionDep, student: CurrentStudent, assignment: s
     return SubmissionList(submissions=[public(session, s) for s in subs])
 
 
-@router.get("/submissions/{submission_id}", response_model=SubmissionPublic, responses={404: {}})
+@router.get("/submissions/{submission_id}", response_model=SubmissionPublic, responses={404: {"model": Problem}})
 def get_submission(session: SessionDep, student: CurrentStudent, submission_id: str) -> SubmissionPublic:
     """Status, progress and, once graded, the score."""
     return public(session, own_submission(session, student, submission_id))
@@ -121,7 +125,7 @@ def _graded_file(state: StateDep, sub: Submission, relative: str | None, what: s
 @router.get(
     "/submissions/{submission_id}/report.pdf",
     response_class=FileResponse,
-    responses={200: {"content": {"application/pdf": {}}}, 404: {}, 409: {"description": "not graded yet"}},
+    responses={200: {"content": {"application/pdf": {}}}, 404: {"model": Problem}, 409: {"model": Problem}},
 )
 def get_report(state: StateDep, session: SessionDep, student: CurrentStudent, submission_id: str) -> FileResponse:
     """The PDF report (409 until the submission is graded)."""
@@ -133,7 +137,7 @@ def get_report(state: StateDep, session: SessionDep, student: CurrentStudent, su
 @router.get(
     "/submissions/{submission_id}/result.json",
     response_class=FileResponse,
-    responses={200: {"content": {"application/json": {}}}, 404: {}, 409: {"description": "not graded yet"}},
+    responses={200: {"content": {"application/json": {}}}, 404: {"model": Problem}, 409: {"model": Problem}},
 )
 def get_result(state: StateDep, session: SessionDep, student: CurrentStudent, submission_id: str) -> FileResponse:
     """The result in labgrader's versioned schema (409 until the submission is graded)."""

@@ -23,6 +23,7 @@ from service.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 TINY = HERE / "assignments" / "tiny.toml"
+SUBMISSIONS_DIR = HERE.parent / "submissions"
 POSTGRES = os.environ.get("LABGRADER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("LABGRADER_TEST_REDIS", "redis://127.0.0.1:6379/9")
 
