@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 
@@ -53,6 +54,16 @@ def series(check: CheckResult, name: str) -> Series | None:
     return next((s for s in check.series if s.name == name), None)
 
 
+def _log_y(ax: Axes) -> None:
+    """A log y axis where there is a positive value to show; a run whose values are all NaN, zero or negative
+    (a hostile or diverged model) keeps a linear axis instead of failing the whole report."""
+    values = [float(v) for line in ax.get_lines() for v in np.asarray(line.get_ydata(), dtype=float).ravel()]
+    values += [float(p[1]) for c in ax.collections for p in np.asarray(c.get_offsets(), dtype=float)]
+    values += [float(p.get_height()) for p in ax.patches]
+    if any(np.isfinite(v) and v > 0 for v in values):
+        ax.set_yscale("log")
+
+
 def _pairs(s: Series) -> tuple[list[float], list[float]]:
     xs, ys = s.x or list(range(len(s.y or []))), s.y or []
     kept = [(x, y) for x, y in zip(xs, ys, strict=False) if x is not None and y is not None]
@@ -70,7 +81,7 @@ def _curves(ax: Axes, check: CheckResult, names: list[tuple[str, str]], level: f
             ax.plot(x, y, style, color=color, lw=1.2, label=f"{label} ({'train' if part == 'train_loss' else 'val'})")
     if level is not None:
         ax.axhline(level, color="k", lw=0.8, ls=":", label=f"-log(1/n) = {level:.3f}")
-    ax.set_yscale("log")
+    _log_y(ax)
     ax.set_ylabel(ylabel)
     ax.legend(ncol=2)
 
@@ -115,7 +126,7 @@ def sweep(check: CheckResult) -> str | None:
         ax.set_xscale("log")
         ax.set_xlabel("sigma of N(0, sigma) weights (log scale)")
         ax.set_ylabel(label)
-    ax1.set_yscale("log")
+    _log_y(ax1)
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=r) for r, c in REGIME_COLORS.items()
                if r in regimes]  # fmt: skip
     ax1.legend(handles=handles, title="regime (median seed)", loc="best")
@@ -184,7 +195,7 @@ def activations(check: CheckResult) -> str | None:
             if e is not None:
                 ax.plot(*_pairs(e), ":", color=f"C{i}", lw=1.2, label=f"{init}: expected")
     for ax, title in ((axes[0], "forward: RMS of each layer's output"), (axes[1], "backward: RMS of its gradient")):
-        ax.set_yscale("log")
+        _log_y(ax)
         ax.set_xlabel("layer (1 = first Linear)")
         ax.set_title(title)
     axes[0].legend(fontsize=6)
@@ -203,7 +214,7 @@ def activation_abs(check: CheckResult) -> str | None:
             if s is not None:
                 ax.plot(*_pairs(s), "o-", ms=2.5, lw=1, color=f"C{i}", label=init)
     for ax, title in ((axes[0], "mean |activation|"), (axes[1], "std |activation|")):
-        ax.set_yscale("log")
+        _log_y(ax)
         ax.set_xlabel("layer")
         ax.set_title(title)
     axes[0].legend()
@@ -279,7 +290,7 @@ def _histograms(ax: Axes, layers: list[dict], key: str, title: str) -> None:
         else:
             label = f"layer {layer['layer']}: mean {layer['grad_mean']:.1e}, std {layer['grad_std']:.1e}"
         ax.plot(centers, counts, color=f"C{i}", lw=1, label=label)
-    ax.set_yscale("log")
+    _log_y(ax)
     ax.set_title(title)
     ax.legend(fontsize=6)
 
@@ -297,7 +308,7 @@ def diagnostics(check: CheckResult, variant: str) -> str | None:
     ratios = final["grad_data"]
     axes[1][0].bar([f"W{r['layer'] + 1} {tuple(r['shape'])}" for r in ratios], [r["ratio"] for r in ratios],
                    color="C2")  # fmt: skip
-    axes[1][0].set_yscale("log")
+    _log_y(axes[1][0])
     axes[1][0].set_title("weight gradient : data ratio (std)")
     ax = axes[1][1]
     for j, s in enumerate(x for x in check.series if x.name.startswith(f"{variant}.update_ratio.")):

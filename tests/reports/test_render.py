@@ -98,3 +98,14 @@ def test_renderer_failure_keeps_the_grade(reference_fast, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "could not be rendered" in out and "the grade itself is kept" in out
     assert stored.exists() and "IsADirectoryError" in (tmp_path / "report-error.txt").read_text()
+
+
+def test_series_without_a_positive_value_get_a_linear_axis_not_a_failed_report(reference_fast, tmp_path):
+    """A model whose losses are all NaN (stored as null) or zero leaves nothing to draw on a log axis."""
+    result = reference_fast.model_copy(deep=True)
+    for check in result.checks:
+        for series in check.series:
+            if series.y:
+                series.y = [None if i % 2 else 0.0 for i in range(len(series.y))]
+    text, _ = pdf_text(render_pdf(result, tmp_path / "flat.pdf"))
+    assert "Part 1: sigma sweep" in text

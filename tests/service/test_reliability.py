@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import add_tiny_assignment, enroll, make_settings
+from conftest import SUBMISSIONS_DIR, add_tiny_assignment, enroll, make_settings
 from processes import RedisServer, Service, wait_for
 from pypdf import PdfReader
 from sqlalchemy import func, select
@@ -212,3 +212,27 @@ def test_a_burst_of_200_submissions_from_50_students_is_all_graded_once(service)
     wait_for(lambda: all_done(service.db, ids), 1200, "all 200 graded", interval=1)
     print(f"200 drafts graded by 2 workers in {time.monotonic() - t0:.0f} s")
     assert done_attempts(service.db) == dict.fromkeys(ids, 1)
+
+
+def test_hostile_submissions_through_the_api_leave_the_workers_standing(service):
+    """Every hostile file of the grader's tests, sent as students send them: each one ends graded with a
+    report (or failed with a reason), and the same worker processes grade a draft afterwards."""
+    hostile = sorted((SUBMISSIONS_DIR / "hostile").glob("*.py"))
+    tokens = enroll(service.db, len(hostile), "tiny")
+    service.start_api()
+    workers = [service.start_worker(), service.start_worker()]
+    api = Api(service.url)
+    ids = {
+        api.submit(t, f.read_bytes(), f.name).json()["id"]: (t, f.name) for t, f in zip(tokens, hostile, strict=True)
+    }
+    wait_for(lambda: all(s in (Status.done, Status.failed) for s in statuses(service.db).values()), 900,
+             "every hostile submission finished", interval=1)  # fmt: skip
+    for sid, (token, name) in ids.items():
+        body = api.status(token, sid)
+        assert body["status"] == "done", (name, body["error"])
+        report = api.get(token, f"/api/submissions/{sid}/report.pdf")
+        assert report.status_code == 200 and report.content.startswith(b"%PDF"), name
+    assert all(w.alive() for w in workers)
+    after = api.submit(tokens[0], draft(0, 0)).json()["id"]
+    wait_for(lambda: all_done(service.db, [after]), 120, "a draft graded after the hostile ones")
+    assert done_attempts(service.db) == dict.fromkeys([*ids, after], 1)
