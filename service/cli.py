@@ -4,9 +4,9 @@ import-roster, assignment, regrade, sweep). Settings come from LABGRADER_* envir
 from __future__ import annotations
 
 import argparse
+import ctypes
 import getpass
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -63,15 +63,21 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         return fail(f"Redis does not answer at {settings.broker_url}: start it (redis-server) or set "
                     "LABGRADER_BROKER_URL.")  # fmt: skip
     upgrade(settings.sqlalchemy_url)
-    worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], start_new_session=True)
+    worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], preexec_fn=_stop_with_parent)
     try:
         return cmd_serve(settings, args)
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
+    finally:  # a normal exit; on SIGTERM uvicorn re-raises the signal and the worker's death signal stops it
+        worker.terminate()
         try:
             worker.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+            worker.kill()
+
+
+def _stop_with_parent() -> None:
+    """In the worker child of `labgrader up`: get SIGTERM (a warm shutdown) when `up` ends, however it ends."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def cmd_create_instructor(settings: Settings, args: argparse.Namespace) -> int:

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from service.api.deps import CurrentStudent, SessionDep, StateDep
 from service.api.schemas import (
     AssignmentList,
-    Problem,
     AssignmentPublic,
+    Problem,
     SubmissionLinks,
     SubmissionList,
     SubmissionPublic,

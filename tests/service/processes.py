@@ -49,10 +49,11 @@ class Process:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group (worker pool and sandbox children included) and reap the leader."""
+    def kill(self, sig: int = signal.SIGKILL, group: bool = True) -> None:
+        """Signal the whole process group (worker pool and sandbox children included), or only the leader, and
+        reap the leader."""
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, sig)
+            os.killpg(self.pid, sig) if group else self.popen.send_signal(sig)
         try:
             self.popen.wait(timeout=60)
         except subprocess.TimeoutExpired:

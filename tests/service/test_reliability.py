@@ -5,6 +5,7 @@ the API restarts, 200 files arrive at once: nothing is lost and nothing is grade
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import statistics
 import time
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SUBMISSIONS_DIR, add_tiny_assignment, enroll, make_settings
-from processes import RedisServer, Service, wait_for
+from conftest import REDIS, SUBMISSIONS_DIR, add_tiny_assignment, enroll, free_port, make_settings
+from processes import LABGRADER, Process, RedisServer, Service, wait_for
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
@@ -236,3 +237,43 @@ def test_hostile_submissions_through_the_api_leave_the_workers_standing(service)
     after = api.submit(tokens[0], draft(0, 0)).json()["id"]
     wait_for(lambda: all_done(service.db, [after]), 120, "a draft graded after the hostile ones")
     assert done_attempts(service.db) == dict.fromkeys([*ids, after], 1)
+
+
+def test_labgrader_up_runs_the_whole_service_on_the_embedded_defaults(tmp_path):
+    """The README's one command: SQLite in the storage folder, the local Redis, one worker, the API."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABGRADER_")}
+    env |= {"LABGRADER_STORAGE_DIR": str(tmp_path / "var"), "LABGRADER_PORT": str(port),
+            "LABGRADER_BROKER_URL": REDIS, "LABGRADER_QUEUE": f"test-up-{port}"}  # fmt: skip
+    up = Process([*LABGRADER, "up"], env, tmp_path / "up.log")
+    try:
+        api = Api(f"http://127.0.0.1:{port}")
+        wait_for(lambda: _answers(api.url) and "ready." in up.output(), 90, f"labgrader up ({up.log})")
+        with Database(f"sqlite:///{tmp_path / 'var' / 'labgrader.db'}") as db:
+            (token,) = enroll(db, 1)
+            sid = api.submit(token, draft(0, 0), assignment="init-reg").json()["id"]
+            wait_for(lambda: all_done(db, [sid]), 120, "the draft graded")
+        assert api.get(token, f"/api/submissions/{sid}/report.pdf").content.startswith(b"%PDF")
+    finally:
+        up.kill(signal.SIGTERM, group=False)  # only `up` itself is signalled: it must take its worker with it
+    marker = f"LABGRADER_QUEUE=test-up-{port}".encode()
+    wait_for(lambda: not _processes_with(marker), 30, "the worker of `labgrader up` to stop")
+
+
+def _processes_with(marker: bytes) -> list[int]:
+    """Pids of live processes whose environment holds `marker`."""
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes().split(b"\0"):
+                pids.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
