@@ -124,6 +124,8 @@ def regrade(db: Database, submission_ids: list[str]) -> list[tuple[str, int]]:
                     progress=0.0,
                     step="",
                     error=None,
+                    started_at=None,
+                    finished_at=None,
                 )
                 .returning(Submission.generation)
             ).first()

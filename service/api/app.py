@@ -11,7 +11,7 @@ from fastapi import FastAPI, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from service.api import submissions
+from service.api import instructors, submissions
 from service.api.deps import AppState, StateDep
 from service.api.schemas import Health
 from service.db import Database
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="labgrader", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.include_router(submissions.router)
+    app.include_router(instructors.router)
 
     @app.get("/api/health", response_model=Health, tags=["service"], responses={503: {"model": Health}})
     def health(state: StateDep, response: Response) -> Health:

@@ -56,3 +56,7 @@ class AssignmentList(BaseModel):
 class Health(BaseModel):
     database: bool
     broker: bool
+
+
+class Regraded(BaseModel):
+    queued: int = Field(description="submissions queued for grading again")

@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from conftest import REDIS, bearer, enroll, make_settings, redis_do
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -15,9 +14,12 @@ from service.api.app import create_app
 from service.db import Database
 from service.maintenance import sweep_once
 from service.migrate import upgrade
-from service.models import Assignment, Status, Submission
+from service.models import Assignment, Instructor, Status, Submission
 from service.queue import make_celery, submissions_in_broker
+from service.security import hash_password
 from service.storage import Storage
+
+from .kit import REDIS, bearer, enroll, make_settings, redis_do
 
 REFERENCE = Path(__file__).resolve().parents[2] / "examples" / "reference_solution.py"
 
@@ -189,3 +191,25 @@ def test_graded_files_are_served_to_their_owner(client, db, settings):
     assert r.content.startswith(b"%PDF") and "attachment" in r.headers["content-disposition"]
     assert client.get(f"/api/submissions/{sid}/result.json", headers=bearer(token)).json() == {"score": 1}
     assert client.get(f"/api/submissions/{sid}", headers=bearer(token)).json()["score"] == 1.0
+
+
+def test_instructors_list_an_assignment_and_regrade_with_their_password(client, db, settings):
+    alice, bob = enroll(db, 2)
+    ids = [submit(client, t).json()["id"] for t in (alice, bob)]
+    with db.session() as s:
+        s.add(Instructor(email="prof@example.org", password_hash=hash_password("correct horse")))
+    prof = ("prof@example.org", "correct horse")
+    for auth in (None, ("prof@example.org", "wrong"), ("nobody@example.org", "correct horse")):
+        r = client.get("/api/instructor/assignments/init-reg/submissions", auth=auth)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Basic"
+    r = client.get("/api/instructor/assignments/init-reg/submissions", headers=bearer(alice))
+    assert r.status_code == 401  # a student token is no instructor login
+    listed = client.get("/api/instructor/assignments/init-reg/submissions", auth=prof).json()["submissions"]
+    assert sorted(s["id"] for s in listed) == sorted(ids)
+    assert client.get("/api/instructor/assignments/nope/submissions", auth=prof).status_code == 404
+    assert client.post(f"/api/instructor/submissions/{ids[0]}/regrade", auth=prof).json() == {"queued": 1}
+    assert client.post("/api/instructor/assignments/init-reg/regrade", auth=prof).json() == {"queued": 2}
+    with db.session() as s:
+        assert [s.get(Submission, i).generation for i in ids] == [3, 2]
+    assert redis_do("llen", settings.queue) == 2 + 3  # the first sends, then one message per regrade
+    assert client.post("/api/instructor/submissions/nope/regrade", auth=prof).status_code == 404

@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import free_port
 
 from service.settings import Settings
+
+from .kit import free_port
 
 LABGRADER = [sys.executable, "-m", "service.cli"]
 

@@ -13,16 +13,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REDIS, SUBMISSIONS_DIR, add_tiny_assignment, enroll, free_port, make_settings
-from processes import LABGRADER, Process, RedisServer, Service, wait_for
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from grader.result import GradeResult
 from service.db import Database
 from service.migrate import upgrade
-from service.models import GradingAttempt, Outcome, Status, Submission
+from service.models import GradingAttempt, Instructor, Outcome, Status, Submission
+from service.security import hash_password
 from service.storage import Storage
+
+from .kit import REDIS, SUBMISSIONS_DIR, add_tiny_assignment, enroll, free_port, make_settings
+from .processes import LABGRADER, Process, RedisServer, Service, wait_for
 
 REFERENCE = Path(__file__).resolve().parents[2] / "examples" / "reference_solution.py"
 FAST_LEASE = {"lease_seconds": 4, "heartbeat_seconds": 0.5, "sweep_interval_seconds": 1, "requeue_after_seconds": 3}
@@ -277,3 +279,24 @@ def _answers(url: str) -> bool:
         return httpx.get(f"{url}/api/health", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_regrade_grades_a_new_generation_once(service):
+    (token,) = enroll(service.db, 1, "tiny")
+    with service.db.session() as s:
+        s.add(Instructor(email="prof@example.org", password_hash=hash_password("correct horse")))
+    service.start_api()
+    service.start_worker()
+    api = Api(service.url)
+    sid = api.submit(token, draft(0, 0)).json()["id"]
+    wait_for(lambda: all_done(service.db, [sid]), 120, "the first grading")
+    r = httpx.post(
+        f"{service.url}/api/instructor/submissions/{sid}/regrade", auth=("prof@example.org", "correct horse")
+    )
+    assert r.status_code == 202
+    wait_for(lambda: all_done(service.db, [sid]) and api.status(token, sid)["finished_at"], 120, "the regrade")
+    with service.db.session() as s:
+        rows = s.execute(select(GradingAttempt.generation, GradingAttempt.outcome).order_by(GradingAttempt.attempt))
+        assert rows.all() == [(1, Outcome.done), (2, Outcome.done)]
+        assert s.get(Submission, sid).result_path.endswith("g2-a2/result.json")
+    assert len(result_files(Storage(service.settings.storage_dir), sid)) == 2

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from conftest import enroll, make_settings
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
 from service.api.app import create_app
 from service.db import Database
 from service.migrate import upgrade
+
+from .kit import enroll, make_settings
 
 
 @pytest.fixture(scope="module")

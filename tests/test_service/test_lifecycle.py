@@ -6,13 +6,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import enroll
 from sqlalchemy import select
 
 from service.intake import store_submission
 from service.lifecycle import LeaseLost, claim, finish, heartbeat, regrade, sweep
 from service.models import Assignment, GradingAttempt, Outcome, Status, Student, Submission
 from service.storage import Storage
+
+from .kit import enroll
 
 
 @pytest.fixture
