@@ -60,6 +60,8 @@ class HostSupport:
     pid_max: bool
     #: ``bwrap`` binary when a bubblewrap sandbox (inside ``unshare``) can run the venv's Python, else None.
     bwrap: str | None
+    #: ``setpriv`` binary: the job gets SIGKILL when the grading process dies (a killed worker leaves nothing).
+    setpriv: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,11 +144,12 @@ def host_support() -> HostSupport:
         pid_max = _succeeds([*_unshare_prefix(unshare), str(_PID_MAX_PROBE), "true"])
         if not pid_max and not _succeeds([*_unshare_prefix(unshare), "0", "true"]):
             unshare = None
-    host = HostSupport(prlimit=prlimit, unshare=unshare, pid_max=pid_max, bwrap=None)
+    setpriv = shutil.which("setpriv")
+    host = HostSupport(prlimit=prlimit, unshare=unshare, pid_max=pid_max, bwrap=None, setpriv=setpriv)
     bwrap = shutil.which("bwrap")
     if bwrap is None or unshare is None:
         return host
-    with_bwrap = HostSupport(prlimit=prlimit, unshare=unshare, pid_max=pid_max, bwrap=bwrap)
+    with_bwrap = HostSupport(prlimit=prlimit, unshare=unshare, pid_max=pid_max, bwrap=bwrap, setpriv=setpriv)
     with tempfile.TemporaryDirectory(prefix="labgrader-probe-") as tmp:
         root = Path(tmp)
         job = job_dir(root)
@@ -197,7 +200,10 @@ def _launch(
     code: str | None,
 ) -> Launch:
     env = _base_env(threads)
-    argv = [host.prlimit, *_rlimit_args(limits, device), "--"]
+    # The parent-death signal survives the exec of prlimit and unshare; unshare --kill-child then takes the
+    # whole PID namespace down with it.
+    argv = [host.setpriv, "--pdeathsig", "KILL", "--"] if host.setpriv else []
+    argv += [host.prlimit, *_rlimit_args(limits, device), "--"]
     if host.unshare:
         pid_max = limits.processes + _RESERVED_PIDS if host.pid_max else 0
         argv += [*_unshare_prefix(host.unshare), str(pid_max)]
