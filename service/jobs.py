@@ -17,7 +17,7 @@ from grader.grading import GradingError, grade
 from grader.result import GradeResult
 from reports.render import render_pdf
 from service.db import Database
-from service.lifecycle import Claim, LeaseLost, claim, finish, heartbeat
+from service.lifecycle import Claim, LeaseLost, attempts_of_generation, claim, finish, heartbeat
 from service.models import Assignment, Status, Submission
 from service.settings import Settings
 from service.storage import Storage, write_atomic
@@ -74,6 +74,15 @@ def grade_submission(db: Database, settings: Settings, submission_id: str, gener
     c = claim(db, submission_id, generation, worker_name(), settings.lease_seconds)
     if c is None:
         return "skipped"
+    if attempts_of_generation(db, c) > settings.max_attempts:  # a file that kills every worker that grades it
+        won = finish(
+            db,
+            c,
+            Status.failed,
+            error=f"Grading was interrupted {settings.max_attempts} times (the "
+            "worker died or hit the time limit); it is not retried again. An instructor can regrade it.",
+        )
+        return "failed" if won else "superseded"
     storage = Storage(settings.storage_dir)
     with db.session() as s:
         sub = s.get(Submission, submission_id)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from service.db import Database
 from service.models import GradingAttempt, Outcome, Status, Submission, utcnow
@@ -59,6 +59,16 @@ def claim(db: Database, submission_id: str, generation: int, worker: str, lease_
         )
         s.add(GradingAttempt(submission_id=submission_id, generation=generation, attempt=attempt, worker=worker))
     return Claim(submission_id, generation, attempt)
+
+
+def attempts_of_generation(db: Database, c: Claim) -> int:
+    """How many attempts (this one included) have taken this generation of the submission."""
+    with db.session() as s:
+        return s.scalar(
+            select(func.count()).where(
+                GradingAttempt.submission_id == c.submission_id, GradingAttempt.generation == c.generation
+            )
+        )
 
 
 def _held(c: Claim):

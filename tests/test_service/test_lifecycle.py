@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from service.intake import store_submission
+from service.jobs import grade_submission
 from service.lifecycle import LeaseLost, claim, finish, heartbeat, regrade, sweep
 from service.models import Assignment, GradingAttempt, Outcome, Status, Student, Submission
 from service.storage import Storage
@@ -90,3 +91,14 @@ def test_the_sweep_requeues_lost_gradings_and_queued_ones_missing_from_the_broke
     assert sweep(db, requeue_after_seconds=0, in_broker={sid}).resent == []  # still in the broker
     assert sweep(db, requeue_after_seconds=0, in_broker=set()).resent == [sid]
     assert sweep(db, requeue_after_seconds=3600, in_broker=set()).resent == []  # just sent: not again yet
+
+
+def test_a_submission_that_keeps_killing_its_workers_is_failed_not_retried_forever(db, sid, settings):
+    for _ in range(settings.max_attempts):
+        assert claim(db, sid, 1, "doomed", lease_seconds=0.05) is not None
+        time.sleep(0.1)
+        sweep(db, requeue_after_seconds=3600, in_broker=set())
+    assert grade_submission(db, settings, sid, 1) == "failed"
+    sub = row(db, sid)
+    assert sub.status == Status.failed and "interrupted 3 times" in sub.error
+    assert [o for *_, o in attempts(db, sid)] == [Outcome.lost] * 3 + [Outcome.failed]
