@@ -59,7 +59,8 @@ def submissions_in_broker(broker_url: str, queue: str) -> set[str] | None:
     Redis cannot be read (then the sweep resends every old queued submission)."""
     try:
         with redis.Redis.from_url(broker_url, socket_timeout=5) as client:
-            raw = [*client.lrange(queue, 0, -1), *(json.dumps(json.loads(v)[0]) for v in client.hvals("unacked"))]
+            held = [json.loads(v) for v in client.hvals("unacked")]  # [message, exchange, routing key] each
+            raw = [*client.lrange(queue, 0, -1), *(json.dumps(h[0]) for h in held if h[2] == queue)]
     except (redis.RedisError, ValueError, IndexError, TypeError) as e:
         log.warning("cannot read the broker's queue %s: %s", queue, e)
         return None

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api import instructors, submissions
 from service.api.deps import AppState, StateDep
+from service.api.limits import BodyLimit
 from service.api.schemas import Health
 from service.db import Database
 from service.maintenance import sweep_once
@@ -58,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.celery.close()
 
     app = FastAPI(title="labgrader", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # the form's other fields and the multipart framing need a little room beside the file itself
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + 64 * 1024)
     app.include_router(submissions.router)
     app.include_router(instructors.router)
 

@@ -213,3 +213,20 @@ def test_instructors_list_an_assignment_and_regrade_with_their_password(client, 
         assert [s.get(Submission, i).generation for i in ids] == [3, 2]
     assert redis_do("llen", settings.queue) == 2 + 3  # the first sends, then one message per regrade
     assert client.post("/api/instructor/submissions/nope/regrade", auth=prof).status_code == 404
+
+
+def test_an_oversized_upload_is_refused_before_it_is_read(client, db, settings):
+    (token,) = enroll(db, 1)
+    big = b"# padding\n" * (settings.max_upload_bytes // 5)  # twice the limit
+    r = submit(client, token, big)
+    assert r.status_code == 413 and "larger than" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: the cap applies while the body streams in
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="lab.py"\r\n\r\n'
+        for _ in range(30):
+            yield b"x" * 100_000
+
+    r = client.post("/api/submissions", headers={**bearer(token), "Content-Type": "multipart/form-data; boundary=b"},
+                    content=chunks())  # fmt: skip
+    assert r.status_code == 413
+    assert not (settings.storage_dir / "submissions").exists()
