@@ -120,7 +120,12 @@ def store_outputs(storage: Storage, out: Path, result: GradeResult) -> dict:
     grade is kept."""
     result_path = out / "result.json"
     write_atomic(result_path, result.model_dump_json(indent=1).encode("utf-8"))
-    values = {"score": result.score, "max_score": result.max_score, "result_path": storage.relative(result_path)}
+    values = {
+        "score": result.score,
+        "max_score": result.max_score,
+        "result_path": storage.relative(result_path),
+        "check_scores": {c.id: {"score": c.score, "max_score": c.max_score, "status": c.status} for c in result.checks},
+    }
     t0 = time.monotonic()
     try:
         report = render_pdf(result, out / "report.pdf")

@@ -6,6 +6,7 @@ import enum
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     DateTime,
     Enum,
@@ -85,6 +86,7 @@ class Assignment(Base):
     title: Mapped[str] = mapped_column(String(200))
     config_path: Mapped[str | None] = mapped_column(Text)  # assignment TOML; None: the grader's built-in lab
     deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    counting: Mapped[str] = mapped_column(String(8), default="latest", server_default="latest")  # or "best"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -130,6 +132,7 @@ class Submission(Base):
     result_path: Mapped[str | None] = mapped_column(Text)  # relative to the storage folder
     report_path: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)  # why grading failed, or why the report is missing
+    check_scores: Mapped[dict | None] = mapped_column(JSON)  # check id -> {score, max_score, status}
 
     student: Mapped[Student] = relationship(lazy="joined")
 

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="address `labgrader serve` listens on")
     port: int = Field(8000, description="port `labgrader serve` listens on")
     api_workers: int = Field(1, description="API processes `labgrader serve` starts (one per spare core)")
+    secure_cookies: bool = Field(False, description="send the dashboard cookie over HTTPS only (set behind TLS)")
+    secret_key: str = Field("", description="signs dashboard sessions; empty: a key kept in STORAGE_DIR/secret_key")
     max_upload_bytes: int = Field(1_000_000, description="largest accepted submission file")
     rate_limit: int = Field(20, description="submissions per student and assignment within RATE_WINDOW_SECONDS")
     rate_window_seconds: int = Field(3600, description="the window of RATE_LIMIT")

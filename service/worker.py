@@ -49,8 +49,8 @@ def run_worker(settings: Settings, queue: str | None = None, loglevel: str = "IN
             f"--concurrency={settings.worker_concurrency}",
             "--pool=prefork",
             f"--loglevel={loglevel}",
-            "--hostname=labgrader@%h",
+            f"--hostname=labgrader-{settings.device}@%h",  # the dashboard reads the device from the name
             "--without-gossip",
-            "--without-mingle",
+            "--without-mingle",  # remote control stays on: the dashboard pings the workers
         ]
     )

@@ -7,14 +7,18 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import RedirectResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.sessions import SessionMiddleware
 
 from service.api import instructors, submissions
 from service.api.deps import AppState, StateDep
 from service.api.limits import BodyLimit
 from service.api.schemas import Health
+from service.dashboard import routes as dashboard
+from service.dashboard.auth import LoginRequired, login_redirect, secret_key
 from service.db import Database
 from service.maintenance import sweep_once
 from service.queue import broker_answers, make_celery
@@ -59,10 +63,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.celery.close()
 
     app = FastAPI(title="labgrader", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.add_middleware(SessionMiddleware, secret_key=secret_key(settings), session_cookie="labgrader_session",
+                       max_age=8 * 3600, same_site="strict", https_only=settings.secure_cookies)  # fmt: skip
     # the form's other fields and the multipart framing need a little room beside the file itself
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + 64 * 1024)
     app.include_router(submissions.router)
     app.include_router(instructors.router)
+    app.include_router(dashboard.router)
+
+    @app.exception_handler(LoginRequired)
+    def _to_login(request: Request, exc: LoginRequired) -> Response:
+        url = login_redirect(exc)
+        if request.headers.get("hx-request"):  # htmx follows this header instead of swapping a login page in
+            return Response(status_code=204, headers={"HX-Redirect": url})
+        return RedirectResponse(url, status_code=303)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/dashboard", status_code=303)
 
     @app.get("/api/health", response_model=Health, tags=["service"], responses={503: {"model": Health}})
     def health(state: StateDep, response: Response) -> Health:
