@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from reports.plots import svg
 from service.dashboard.grades import Column, Row
@@ -65,6 +66,7 @@ def _distribution(totals: list[float], max_score: float | None) -> str:
     ax.hist(totals, bins=min(20, max(5, len(totals) // 2)), range=(0, top), color="#3b6ea5", edgecolor="white")
     ax.set_xlabel(f"score (out of {top:g})")
     ax.set_ylabel("students")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0, top)
     fig.tight_layout()
     return svg(fig)

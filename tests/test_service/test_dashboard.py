@@ -162,7 +162,7 @@ def test_live_rows_poll_and_a_student_page_shows_every_submission(client, db, se
     with db.session() as s:
         s0 = s.scalar(select(Student).where(Student.student_id == "s0")).id
     page = client.get(f"/dashboard/assignments/init-reg/students/{s0}").text
-    assert f'src="/dashboard/submissions/{sid}/report.pdf"' in page
+    assert f'data="/dashboard/submissions/{sid}/report.pdf"' in page
     r = client.get(f"/dashboard/submissions/{sid}/report.pdf")
     assert r.headers["content-disposition"].startswith("inline") and r.content.startswith(b"%PDF")
     r = client.get(f"/dashboard/submissions/{sid}/report.pdf?download=true")

@@ -1,0 +1,160 @@
+"""The dashboard in Chromium (Playwright, Debian's /usr/bin/chromium), as an instructor uses it, against the real
+API and worker processes: log in, import a roster, watch a submission go from queued to graded without reloading,
+open its report, sort and filter, export CSV, regrade, log out; and nobody else gets in. Screenshots of each page
+go to the test's folder (and to LABGRADER_SCREENSHOTS when set)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from service.db import Database
+from service.migrate import upgrade
+from service.models import Instructor
+from service.security import hash_password
+
+from .kit import add_tiny_assignment, make_settings
+from .processes import Service
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]  # fmt: skip
+PROF = ("prof@example.org", "correct horse")
+ROSTER = b"student_id,name,email\nu01,Ada Lovelace,ada@example.org\nu02,Alan Turing,\nu03,Grace Hopper,\n"
+
+
+@pytest.fixture
+def service(tmp_path, postgres_url):
+    settings = make_settings(tmp_path, postgres_url, heartbeat_seconds=0.5, sweep_interval_seconds=1)
+    upgrade(settings.sqlalchemy_url)
+    with Database(settings.sqlalchemy_url) as db:
+        add_tiny_assignment(db)
+        with db.session() as s:
+            s.add(Instructor(email=PROF[0], password_hash=hash_password(PROF[1])))
+    svc = Service(settings, tmp_path)
+    svc.start_api()
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def browser_page(tmp_path):
+    assert Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install chromium)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        context = browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+def shot(page: Page, name: str, folder: Path) -> None:
+    for target in filter(None, (folder, os.environ.get("LABGRADER_SCREENSHOTS"))):
+        Path(target).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=True)
+
+
+def log_in(page: Page, url: str) -> None:
+    page.goto(f"{url}/dashboard")
+    expect(page).to_have_url(re.compile(r"/login\?next=/dashboard$"))
+    page.fill("input[name=email]", PROF[0])
+    page.fill("input[name=password]", PROF[1])
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{url}/dashboard")
+
+
+def test_an_instructor_runs_an_assignment_in_the_browser(service, browser_page, tmp_path):
+    page, url = browser_page, service.url
+    log_in(page, url)
+    expect(page.locator("table")).to_contain_text("tiny")
+    shot(page, "1-assignments", tmp_path)
+
+    page.click("a[href='/dashboard/assignments/tiny']")
+    page.set_input_files("input[name=csv_file]", {"name": "roster.csv", "mimeType": "text/csv", "buffer": ROSTER})
+    page.click("form[action$='/roster'] button[type=submit]")
+    expect(page.locator("#tokens tbody tr")).to_have_count(3)
+    shot(page, "2-tokens", tmp_path)
+    tokens = dict(zip(page.locator("#tokens tbody td:first-child").all_inner_texts(),
+                      page.locator("#tokens tbody code").all_inner_texts(), strict=True))  # fmt: skip
+
+    service.start_worker()
+    headers = {"Authorization": f"Bearer {tokens['u02']}"}
+    r = httpx.post(f"{url}/api/submissions", headers=headers, data={"assignment": "tiny"},
+                   files={"file": ("draft.py", b'"""Nothing defined yet."""\n')})  # fmt: skip
+    assert r.status_code == 202
+    page.goto(f"{url}/dashboard/assignments/tiny")
+    row = page.locator("tr[data-student=u02]")
+    expect(row.locator(".badge").first).to_have_text(re.compile("queued|running|done"))
+    expect(row.locator(".badge").first).to_have_text("done", timeout=90_000)  # htmx polls the row: no reload
+    expect(row).to_contain_text("0")
+    shot(page, "3-grades", tmp_path)
+
+    page.click("th a[data-sort=total]")
+    page.click("th a[data-sort=total]")  # highest first; students without a submission stay last
+    expect(page.locator("tbody tr").first).to_have_attribute("data-student", "u02")
+    page.select_option("select[name=filter]", "not_submitted")
+    expect(page.locator("tbody tr[data-student]")).to_have_count(2)
+    page.fill("input[name=q]", "grace")
+    page.click("form.toolbar button")
+    expect(page.locator("tbody tr[data-student]")).to_have_count(1)
+    expect(page.locator("tbody tr[data-student]")).to_have_attribute("data-student", "u03")
+
+    page.goto(f"{url}/dashboard/assignments/tiny")
+    with page.expect_download() as download:
+        page.click("text=CSV >> nth=0")
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert [(r["student_id"], r["status"], r["score"]) for r in rows] == [
+        ("u01", "not submitted", ""), ("u02", "done", "0"), ("u03", "not submitted", "")]  # fmt: skip
+
+    page.click("text=Alan Turing")
+    viewer = page.locator("object.pdf")
+    expect(viewer).to_be_visible()
+    report = page.request.get(url + viewer.get_attribute("data"))
+    assert report.ok and report.body().startswith(b"%PDF")
+    shot(page, "4-student", tmp_path)
+    page.click("#submissions button:has-text('Regrade')")
+    expect(page.locator(".flash.ok")).to_contain_text("queued for regrading")
+    expect(page.locator("#submissions .badge.st").first).to_have_text(re.compile("queued|running|done"))
+    page.wait_for_timeout(500)
+    for _ in range(60):  # the student page does not poll: reload until the regrade is done
+        page.reload()
+        if page.locator("#submissions .badge.st").first.inner_text() == "done":
+            break
+        page.wait_for_timeout(1000)
+    expect(page.locator("#submissions .badge.st").first).to_have_text("done")
+
+    page.goto(f"{url}/dashboard/assignments/tiny/overview")
+    expect(page.locator("img[alt='score distribution']")).to_be_visible()
+    shot(page, "5-overview", tmp_path)
+    page.goto(f"{url}/dashboard/queue")
+    expect(page.locator("#workers")).to_contain_text("labgrader-")
+    shot(page, "6-queue", tmp_path)
+
+    page.click("header button:has-text('Log out')")
+    expect(page).to_have_url(re.compile(r"/login$"))
+    page.goto(f"{url}/dashboard/queue")
+    expect(page).to_have_url(re.compile(r"/login\?next=/dashboard/queue$"))
+
+
+def test_nobody_else_gets_in(service, browser_page, tmp_path):
+    page, url = browser_page, service.url
+    for path in ("/dashboard", "/dashboard/assignments/tiny", "/dashboard/queue",
+                 "/dashboard/assignments/tiny/export.csv"):  # fmt: skip
+        response = page.goto(f"{url}{path}")
+        expect(page).to_have_url(re.compile(r"/login\?next="))
+        assert "Log in" in response.text()
+    page.fill("input[name=email]", PROF[0])
+    page.fill("input[name=password]", "not the password")
+    page.click("button[type=submit]")
+    expect(page.locator(".flash.err")).to_have_text("Wrong email or password.")
+    shot(page, "0-login-refused", tmp_path)
+    r = page.request.post(f"{url}/dashboard/assignments/tiny/regrade", form={"csrf_token": "forged"},
+                          max_redirects=0)  # fmt: skip
+    assert r.status in (303, 403)
