@@ -58,6 +58,14 @@ def _verify(a: Assignment, label: str, sigma: float, runs: list[CircleRun], grid
     return item(a, ID, label, f"SIGMAS['{label}']", ok, detail)
 
 
+def training(run) -> str:
+    """How the sandbox trained the sweep: all runs as one batched computation, or one model at a time (why)."""
+    if run.reply.meta.get("batched") is True:
+        return "batched (torch.func.vmap over the stacked parameters of every run)"
+    reason = run.reply.meta.get("reason")
+    return "one model at a time" + (f": {reason[:300]}" if isinstance(reason, str) else "")
+
+
 def check(session: Session, a: Assignment) -> CheckResult:
     run = session.run("sweep")
     failure = run_failure(run, "circle_model(sigma)")
@@ -72,7 +80,7 @@ def check(session: Session, a: Assignment) -> CheckResult:
         if r.spec["label"] is None:
             grid_runs.setdefault(r.spec["sigma"], []).append(r)
     grid = {s: _summary(rs) for s, rs in grid_runs.items()}
-    metrics: dict = {"grid": [{"sigma": s, **summary} for s, summary in grid.items()]}
+    metrics: dict = {"grid": [{"sigma": s, **summary} for s, summary in grid.items()], "training": training(run)}
     series = [
         Series(
             name="sweep.final_val_loss",

@@ -110,7 +110,101 @@ def _reinit_glorot(model: nn.Module) -> None:
 
 def circle_runs(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
     """Part 1: full-batch SGD on the circle task for each run spec {sigma, glorot, seed, raw, grid}; returns
-    the training-set logits at `log_steps`, validation logits at `val_steps` and decision-grid logits at the end."""
+    the training-set logits at `log_steps`, validation logits at `val_steps` and decision-grid logits at the end.
+    All runs train as one batched computation (torch.func.vmap over stacked parameters) when the student's
+    models allow it; otherwise, one model at a time, and the meta says why."""
+    reason = "batching is switched off for this task" if not params.get("batched", True) else None
+    if reason is None:
+        models = [_circle_model(module, run) for run in params["runs"]]
+        reason = _why_not_batched(models)
+    if reason is None:
+        try:
+            return {"batched": True}, _circle_runs_batched(models, params, inputs)
+        except ContractError:
+            raise
+        except Exception as e:  # an operation vmap cannot batch: the loop below still grades the model
+            reason = f"batched training failed ({type(e).__name__}: {str(e)[:200]})"
+    return {"batched": False, "reason": reason}, _circle_runs_loop(module, params, inputs)
+
+
+def _circle_model(module: ModuleType, run: dict) -> nn.Module:
+    torch.manual_seed(run["seed"])
+    model = build(module, "circle_model", run["sigma"])
+    if run["glorot"]:
+        _reinit_glorot(model)
+    return model
+
+
+def _why_not_batched(models: list[nn.Module]) -> str | None:
+    """None when every model has the same parameters (names, shapes, dtypes) and nothing whose behaviour
+    depends on the batch or on randomness (buffers, dropout, batch norm)."""
+    first = models[0]
+    signature = [(n, p.shape, p.dtype) for n, p in first.named_parameters()]
+    for m in models:
+        if type(m) is not type(first) or [(n, p.shape, p.dtype) for n, p in m.named_parameters()] != signature:
+            return "circle_model returns models of different structure for different sigmas"
+        if any(True for _ in m.buffers()):
+            return "the model has buffers (batch norm or running statistics)"
+        if any(isinstance(x, nn.modules.dropout._DropoutNd) for x in m.modules()):
+            return "the model uses dropout"
+    return None
+
+
+def _circle_runs_batched(models: list[nn.Module], params: dict, inputs: Tensors) -> Tensors:
+    """Every run at once: the parameters of all models stacked on a leading axis, one vmapped forward and
+    gradient per step, and the same SGD update (p - lr * grad) that torch.optim.SGD makes."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    runs, steps, lr = params["runs"], int(params["steps"]), float(params["lr"])
+    log_steps, val_steps = set(params["log_steps"]), set(params["val_steps"])
+    stacked, _ = stack_module_state(models)
+    names = list(stacked)
+    weights = [stacked[k].detach().requires_grad_(True) for k in names]  # (R, ...) each
+    base = models[0]
+    x = torch.stack([inputs["x_train_raw" if r["raw"] else "x_train"] for r in runs])  # (R, N, 2)
+    x_val = torch.stack([inputs["x_val_raw" if r["raw"] else "x_val"] for r in runs])  # (R, M, 2)
+    y = inputs["y_train"].repeat(len(runs))  # (R * N,)
+
+    def forward(ws: tuple[torch.Tensor, ...], xb: torch.Tensor) -> torch.Tensor:
+        return functional_call(base, dict(zip(names, ws, strict=True)), (xb,))
+
+    batched = vmap(forward)
+    train_logits, val_logits = [], []
+    base.train()
+    for step in range(steps + 1):
+        if step % 50 == 0:
+            report_progress(step, steps)
+        logits = batched(tuple(weights), x)  # (R, N, 2)
+        if step == 0 and tuple(logits.shape) != (len(runs), x.shape[1], 2):
+            raise ContractError(f"circle_model must return logits of shape (batch, 2); it returned "
+                                f"{tuple(logits.shape[1:])}.")  # fmt: skip
+        if step in log_steps:
+            train_logits.append(logits.detach())
+        if step in val_steps:
+            with torch.no_grad():
+                val_logits.append(batched(tuple(weights), x_val))
+        if step == steps:
+            break
+        # the runs are independent: the gradient of the sum of their mean losses is each run's own gradient
+        per_run = F.cross_entropy(logits.reshape(-1, 2), y, reduction="none").view(len(runs), -1).mean(dim=1)
+        grads = torch.autograd.grad(per_run.sum(), weights)
+        with torch.no_grad():
+            for w, g in zip(weights, grads, strict=True):
+                w.add_(g, alpha=-lr)  # exactly what torch.optim.SGD does
+    weights_of = [dict(zip(names, (w[i].detach() for w in weights), strict=True)) for i in range(len(runs))]
+    out: Tensors = {}
+    train, val = torch.stack(train_logits, dim=1), torch.stack(val_logits, dim=1)  # (R, T, N, 2)
+    for i, run in enumerate(runs):
+        out[f"run{i}.train"], out[f"run{i}.val"] = train[i], val[i]
+        if run["grid"]:
+            grid = inputs["grid_raw" if run["raw"] else "grid"]
+            with torch.no_grad():
+                out[f"run{i}.grid"] = functional_call(base, weights_of[i], (grid,))
+    return out
+
+
+def _circle_runs_loop(module: ModuleType, params: dict, inputs: Tensors) -> Tensors:
+    """The lab's own way: one model after the other, torch.optim.SGD."""
     steps, lr = int(params["steps"]), float(params["lr"])
     log_steps, val_steps = set(params["log_steps"]), set(params["val_steps"])
     out: Tensors = {}
@@ -118,10 +212,7 @@ def circle_runs(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict
         report_progress(i, len(params["runs"]))
         suffix = "_raw" if run["raw"] else ""
         x, y, x_val = inputs["x_train" + suffix], inputs["y_train"], inputs["x_val" + suffix]
-        torch.manual_seed(run["seed"])
-        model = build(module, "circle_model", run["sigma"])
-        if run["glorot"]:
-            _reinit_glorot(model)
+        model = _circle_model(module, run)
         what = f"circle_model({run['sigma']!r})"
         opt = torch.optim.SGD(model.parameters(), lr=lr)
         train_logits, val_logits = [], []
@@ -145,7 +236,7 @@ def circle_runs(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict
             model.eval()
             with torch.no_grad():
                 out[f"run{i}.grid"] = logits_of(model, inputs["grid" + suffix], 2, what)
-    return {}, out
+    return out
 
 
 def deep_stats(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:

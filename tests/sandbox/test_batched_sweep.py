@@ -1,0 +1,65 @@
+"""Part 1's runs trained as one batched computation give the very losses of the lab's one-model-at-a-time
+loop, and a model that cannot be batched falls back to the loop with the reason."""
+
+from __future__ import annotations
+
+import importlib.util
+import types
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grader.data import CircleData
+from grader.sandbox import lab_tasks
+from grader.session import log_schedule
+
+REFERENCE = Path(__file__).resolve().parents[2] / "examples" / "reference_solution.py"
+
+
+def reference() -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location("reference_solution", REFERENCE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sweep(module: types.ModuleType, batched: bool, steps: int = 150) -> tuple[dict, dict, CircleData]:
+    data = CircleData.make(100, 500, 0)
+    grid, _ = data.grid(8)
+    inputs = {"x_train": data.x_train, "y_train": data.y_train, "x_val": data.x_val, "x_train_raw": data.x_train_raw,
+              "x_val_raw": data.x_val_raw, "grid": data.standardize(grid), "grid_raw": grid}  # fmt: skip
+    runs = [{"sigma": s, "glorot": False, "seed": seed, "raw": False, "grid": seed == 0}
+            for s in (0.01, 1.0, 10.0) for seed in (0, 1)]  # fmt: skip
+    runs += [{"sigma": 1.0, "glorot": True, "seed": 0, "raw": False, "grid": True},
+             {"sigma": 1.0, "glorot": False, "seed": 0, "raw": True, "grid": True}]  # fmt: skip
+    params = {"runs": runs, "steps": steps, "lr": 0.1, "log_steps": log_schedule(steps),
+              "val_steps": list(range(0, steps + 1, 50)), "batched": batched}  # fmt: skip
+    meta, out = lab_tasks.circle_runs(module, params, inputs)
+    return meta, out, data
+
+
+def test_batched_runs_give_the_loops_losses():
+    module = reference()
+    meta_b, batched, data = sweep(module, True)
+    meta_l, loop, _ = sweep(module, False)
+    assert meta_b == {"batched": True} and meta_l["batched"] is False
+    assert batched.keys() == loop.keys()
+    for key in batched:
+        assert batched[key].shape == loop[key].shape, key
+        torch.testing.assert_close(batched[key], loop[key], rtol=1e-5, atol=1e-6, equal_nan=True, msg=key)
+    final = [F.cross_entropy(batched[f"run{i}.train"][-1], data.y_train).item() for i in range(8)]
+    assert min(final) < 0.3  # well below ln 2: the comparison is not between two untrained runs
+
+
+def test_a_model_with_dropout_falls_back_to_the_loop_with_the_reason():
+    module = types.ModuleType("student")
+
+    def circle_model(sigma):
+        return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Dropout(0.1), nn.Linear(8, 2))
+
+    module.circle_model = circle_model
+    meta, out, _ = sweep(module, True, steps=5)
+    assert meta == {"batched": False, "reason": "the model uses dropout"}
+    assert out["run0.train"].shape == (6, 100, 2)
