@@ -7,6 +7,7 @@ import importlib.util
 import types
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,6 +41,12 @@ def sweep(module: types.ModuleType, batched: bool, steps: int = 150) -> tuple[di
     return meta, out, data
 
 
+@pytest.fixture(autouse=True)
+def _job_folder(tmp_path, monkeypatch):
+    """Lab tasks write their progress file into the working folder, as they do in a sandbox job folder."""
+    monkeypatch.chdir(tmp_path)
+
+
 def test_batched_runs_give_the_loops_losses():
     module = reference()
     meta_b, batched, data = sweep(module, True)
@@ -48,7 +55,14 @@ def test_batched_runs_give_the_loops_losses():
     assert batched.keys() == loop.keys()
     for key in batched:
         assert batched[key].shape == loop[key].shape, key
-        torch.testing.assert_close(batched[key], loop[key], rtol=1e-5, atol=1e-6, equal_nan=True, msg=key)
+        # the same float32 arithmetic in another order (batched products): rounding differs, nothing else
+        scale = float(loop[key].abs().nan_to_num().max().clamp(min=1))
+        torch.testing.assert_close(batched[key], loop[key], rtol=1e-4, atol=1e-5 * scale, equal_nan=True, msg=key)
+    for i in range(8):  # the losses, as the checks compute them, to float32 tolerance
+        for part, y in (("train", data.y_train), ("val", data.y_val)):
+            ours = torch.stack([F.cross_entropy(z, y) for z in batched[f"run{i}.{part}"]])
+            lab = torch.stack([F.cross_entropy(z, y) for z in loop[f"run{i}.{part}"]])
+            torch.testing.assert_close(ours, lab, rtol=1e-5, atol=1e-7, msg=f"run{i}.{part} losses")
     final = [F.cross_entropy(batched[f"run{i}.train"][-1], data.y_train).item() for i in range(8)]
     assert min(final) < 0.3  # well below ln 2: the comparison is not between two untrained runs
 
