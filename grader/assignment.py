@@ -54,6 +54,7 @@ class MnistConfig(_Strict):
     epochs: int
     mc_passes: int
     mc_subset: int
+    curve_subset: int | None = None  # images of each set for the per-epoch curves (None: all of them)
     probe_size: int
     input_rate: float
     hidden_rate: float
@@ -81,6 +82,7 @@ class FastConfig(_Strict):
     mnist_n_val: int
     mc_passes: int
     mc_subset: int
+    curve_subset: int | None = None
 
 
 class Assignment(_Strict):
@@ -111,6 +113,7 @@ class Assignment(_Strict):
                 "n_val": f.mnist_n_val,
                 "mc_passes": f.mc_passes,
                 "mc_subset": f.mc_subset,
+                "curve_subset": f.curve_subset if f.curve_subset is not None else self.mnist.curve_subset,
             }
         )
         return self.model_copy(update={"circle": circle, "mnist": mnist})

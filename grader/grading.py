@@ -212,7 +212,8 @@ def _run_checks(
                 result = spec.fn(session, a)
             results.append(result.model_copy(update={"seconds": time.monotonic() - t}))
         runs = [
-            RunTiming(name=r.name, task=r.task, seconds=r.reply.wall_seconds, ok=r.reply.ok) for r in session.finished()
+            RunTiming(name=r.name, task=r.task, seconds=r.reply.wall_seconds, ok=r.reply.ok, started_s=r.started_s)
+            for r in session.finished()
         ]
         return results, runs
     finally:

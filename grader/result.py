@@ -97,6 +97,7 @@ class RunTiming(BaseModel):
     task: str
     seconds: float
     ok: bool
+    started_s: float | None = None  # when it started, in seconds after the sandbox tasks were queued
 
 
 class Submission(BaseModel):

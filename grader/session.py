@@ -4,6 +4,7 @@ and every check reads the validated raw data of the runs it needs."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ class Run:
     task: str
     params: dict  # what the trusted side asked for (never read back from the child)
     reply: SandboxReply
+    started_s: float | None = None  # seconds after the session's first task was queued
 
     @property
     def failure(self) -> SandboxFailure | None:
@@ -104,6 +106,7 @@ class Session:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox")
         self._futures: dict[str, Future[Run]] = {}
         self._memo: dict[str, object] = {}
+        self._t0: float | None = None
         deep = assignment.deep
         x_deep, self.deep_y = circle_sample(deep.n_samples, deep.seed + 7)
         self.deep_x = circle.standardize(x_deep)  # (n_samples, 2), like the training inputs
@@ -179,12 +182,20 @@ class Session:
                 )
         return out
 
+    def curve_size(self, n: int) -> int:
+        """Images of a set of n behind the per-epoch MNIST curves (the final numbers use the whole set)."""
+        subset = self.assignment.mnist.curve_subset
+        return n if subset is None else min(subset, n)
+
     def mnist_params(self, dropout: bool) -> tuple[dict, dict[str, torch.Tensor]]:
         m, d = self.assignment.mnist, self.mnist_data
         assert d is not None
+        steps = m.epochs * math.ceil(len(d.y_train) / m.batch_size)
         params = {
             "dropout": dropout, "epochs": m.epochs, "batch_size": m.batch_size, "lr": m.lr,
             "seed": self.assignment.seed, "mc_passes": m.mc_passes, "diag_size": 256,
+            "curve_train": self.curve_size(len(d.y_train)), "curve_val": self.curve_size(len(d.y_val)),
+            "ratio_every": max(1, steps // 500),  # the update:data ratio at 500 steps or so: the plot's resolution
         }  # fmt: skip
         inputs = {
             "x_train": d.x_train, "y_train": d.y_train, "x_val": d.x_val,
@@ -197,15 +208,19 @@ class Session:
         """Queue one sandbox task; `on_progress(name, fraction)` follows it until it ends (fraction 1)."""
         arrays = {k: v.detach().cpu().contiguous().numpy() for k, v in inputs.items()}
         params = {**params, "device": self.device}
+        if self._t0 is None:
+            self._t0 = time.monotonic()
+        t0 = self._t0
 
         def job() -> Run:
+            started = time.monotonic() - t0
             reply = run_task(
                 self.submission, task, params=params, inputs=arrays, limits=self.limits, device=self.device,
                 threads=self.threads, hidden_paths=self.hidden_paths,
                 progress=lambda done, total: self.on_progress(name, done / total),
             )  # fmt: skip
             self.on_progress(name, 1.0)
-            return Run(name, task, params, reply)
+            return Run(name, task, params, reply, started)
 
         self._futures[name] = self._pool.submit(job)
 
@@ -214,11 +229,11 @@ class Session:
         has = {n for n, kind in self.names.items() if kind == "function"}
         c = self.circle_data
         circle_inputs = self._circle_inputs()
-        if "circle_model" in has:
-            self.start("sweep", "circle_runs", self.circle_params(self.sweep_runs()), circle_inputs)
-        if "mnist_model" in has and self.mnist_data is not None:
+        if "mnist_model" in has and self.mnist_data is not None:  # the two longest tasks, then the rest
             for dropout in (True, False):
                 self.start(f"mnist_{'dropout' if dropout else 'plain'}", "mnist_train", *self.mnist_params(dropout))
+        if "circle_model" in has:
+            self.start("sweep", "circle_runs", self.circle_params(self.sweep_runs()), circle_inputs)
         if "circle_model" in has:
             self.start("recommended", "circle_runs", self.circle_params(self.recommended_runs()), circle_inputs)
         if "deep_model" in has:

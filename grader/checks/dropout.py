@@ -8,6 +8,8 @@ values must be scaled by 1 / (1 - p) (inverted dropout), so that eval mode needs
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from grader.assignment import Assignment
@@ -160,18 +162,40 @@ def implementation_items(a: Assignment, drop: Run, plain: Run, probe: torch.Tens
 
 
 def training_summary(run: Run, session: Session) -> dict:
+    """Per-epoch curves on the curve subsets (the first images of each set), final numbers on the whole sets."""
     d = session.mnist_data
     assert d is not None
-    train = run.tensor("train_logits", (None, len(d.y_train), 10), finite=False)
-    val = run.tensor("val_logits", (train.shape[0], len(d.y_val), 10), finite=False)
+    n_train, n_val = session.curve_size(len(d.y_train)), session.curve_size(len(d.y_val))
+    y_train, y_val = d.y_train[:n_train], d.y_val[:n_val]
+    train = run.tensor("train_logits", (None, n_train, 10), finite=False)
+    val = run.tensor("val_logits", (train.shape[0], n_val, 10), finite=False)
+    final_train = run.tensor("final_train_logits", (len(d.y_train), 10), finite=False)
+    final_val = run.tensor("final_val_logits", (len(d.y_val), 10), finite=False)
     curves = {
-        "train_loss": [cross_entropy(t, d.y_train) for t in train],
-        "val_loss": [cross_entropy(v, d.y_val) for v in val],
-        "train_error": [100 * (1 - accuracy(t, d.y_train)) for t in train],
-        "val_error": [100 * (1 - accuracy(v, d.y_val)) for v in val],
+        "train_loss": [cross_entropy(t, y_train) for t in train],
+        "val_loss": [cross_entropy(v, y_val) for v in val],
+        "train_error": [100 * (1 - accuracy(t, y_train)) for t in train],
+        "val_error": [100 * (1 - accuracy(v, y_val)) for v in val],
     }
-    final = {k: v[-1] for k, v in curves.items()}
-    return {"curves": curves, **final, "gap": final["val_loss"] - final["train_loss"]}
+    final = {
+        "train_loss": cross_entropy(final_train, d.y_train),
+        "val_loss": cross_entropy(final_val, d.y_val),
+        "train_error": 100 * (1 - accuracy(final_train, d.y_train)),
+        "val_error": 100 * (1 - accuracy(final_val, d.y_val)),
+    }
+    return {
+        "curves": curves,
+        "curve_images": {"train": n_train, "val": n_val},
+        **final,
+        "val_error_ci95": error_ci95(final["val_error"], len(d.y_val)),
+        "gap": final["val_loss"] - final["train_loss"],
+    }
+
+
+def error_ci95(error_percent: float, n: int) -> float:
+    """Half-width, in percentage points, of the normal-approximation 95% interval of an error rate on n images."""
+    p = min(max(error_percent / 100, 0.0), 1.0)
+    return 100 * 1.96 * math.sqrt(p * (1 - p) / max(n, 1))
 
 
 def mc_ensemble(run: Run, session: Session) -> dict:
@@ -184,10 +208,11 @@ def mc_ensemble(run: Run, session: Session) -> dict:
     labels = d.y_val[:n]
     means = mc.cumsum(0) / torch.arange(1, mc.shape[0] + 1, dtype=torch.float64)[:, None, None]
     errors = [100 * (1 - accuracy(m, labels)) for m in means]
-    eval_logits = run.tensor("val_logits", (None, len(d.y_val), 10))[-1, :n]
+    eval_logits = run.tensor("final_val_logits", (len(d.y_val), 10))[:n]
     return {
         "k": list(range(1, len(errors) + 1)),
         "error": errors,
+        "error_ci95": [error_ci95(e, n) for e in errors],
         "eval_error": 100 * (1 - accuracy(eval_logits, labels)),
         "images": n,
     }
@@ -227,17 +252,19 @@ def check(session: Session, a: Assignment) -> CheckResult:
             passed=True,
             points=0.0,
             max_points=0.0,
-            detail=f"Averaging {mc['k'][-1]} train-mode passes gives {mc['error'][-1]:.2f}% validation "
-            f"error on {mc['images']} images; the eval-mode model gives {mc['eval_error']:.2f}%.",
+            detail=f"Averaging {mc['k'][-1]} train-mode passes gives {mc['error'][-1]:.2f}% "
+            f"(± {mc['error_ci95'][-1]:.1f} points, 95%) validation error on {mc['images']} images; the eval-mode "
+            f"model gives {mc['eval_error']:.2f}% on the same images.",
         )
     )
     epochs = list(range(len(with_dropout["curves"]["train_loss"])))
     series = [
-        Series(name=f"{variant}.{k}", x=epochs, y=v)
+        Series(name=f"{variant}.{k}", x=epochs, y=v, meta={"images": s["curve_images"]})
         for variant, s in (("with_dropout", with_dropout), ("without_dropout", without))
         for k, v in s["curves"].items()
     ]
-    series.append(Series(name="mc.error", x=mc["k"], y=mc["error"], meta={"eval_error": mc["eval_error"]}))
+    mc_meta = {"eval_error": mc["eval_error"], "ci95": mc["error_ci95"]}
+    series.append(Series(name="mc.error", x=mc["k"], y=mc["error"], meta=mc_meta))
     return scored(
         ID,
         TITLE,

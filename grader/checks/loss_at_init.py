@@ -120,10 +120,11 @@ def _reported_items(session: Session, metrics: dict) -> list[Item]:
         if run is None or run.failure is not None or session.mnist_data is None:
             continue
         try:
-            logits = run.tensor("val_logits", (None, len(session.mnist_data.y_val), 10), finite=False)[0]
+            n = session.curve_size(len(session.mnist_data.y_val))
+            logits = run.tensor("val_logits", (None, n, 10), finite=False)[0]
         except BadReply:
             continue
-        loss = cross_entropy(logits, session.mnist_data.y_val)
+        loss = cross_entropy(logits, session.mnist_data.y_val[:n])
         key = f"mnist_{variant}"
         metrics[key] = {"median": loss, "expected": chance_loss(10)}
         items.append(reported(key, f"mnist_model({dropout})", loss, 10))

@@ -72,10 +72,11 @@ def diagnostics(run: Run) -> tuple[dict, list[Series]]:
         prefix = f"diag.{when}"
         metrics[when] = {"layers": layer_stats(run, prefix), "grad_data": grad_data_ratios(run, prefix)}
     ratios = run.tensor("update_ratio", (None, None), finite=False)
-    step = max(1, ratios.shape[0] // 500)
-    steps = list(range(0, ratios.shape[0], step))
+    every = max(1, int(run.params.get("ratio_every", 1)))  # the trusted side's own request, not the child's word
+    stride = max(1, ratios.shape[0] // 500)
+    steps = [i * every for i in range(0, ratios.shape[0], stride)]
     for j in range(ratios.shape[1]):
-        series.append(Series(name=f"update_ratio.w{j}", x=steps, y=ratios[::step, j].tolist(), meta={"guide": -3.0}))
+        series.append(Series(name=f"update_ratio.w{j}", x=steps, y=ratios[::stride, j].tolist(), meta={"guide": -3.0}))
     metrics["update_ratio_final"] = ratios[-max(1, ratios.shape[0] // 10) :].mean(0).tolist() if len(ratios) else []
     return metrics, series
 

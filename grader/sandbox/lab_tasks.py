@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -315,56 +316,81 @@ def _eval_logits(model: nn.Module, x: torch.Tensor, batch: int = 2500) -> torch.
 
 
 def mnist_train(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
-    """Part 3: the dropout probe at init, AdamW training with eval-mode logits after every epoch, makemore
-    diagnostics at init and at the end, and `mc_passes` train-mode passes over the MC subset."""
+    """Part 3: the dropout probe at init, AdamW training with eval-mode logits on the curve subsets after every
+    epoch and on the full sets at the end, makemore diagnostics at init and at the end, the update:data ratio
+    every `ratio_every` steps, and `mc_passes` train-mode passes over the MC subset."""
     seed, epochs, batch = int(params["seed"]), int(params["epochs"]), int(params["batch_size"])
     x, y, x_val = inputs["x_train"], inputs["y_train"], inputs["x_val"]
+    x_curve, x_val_curve = x[: int(params["curve_train"])], x_val[: int(params["curve_val"])]
+    ratio_every = max(1, int(params["ratio_every"]))
     x_diag, y_diag = x[: params["diag_size"]], y[: params["diag_size"]]
+    seconds = {"train": 0.0, "curves": 0.0, "mc": 0.0}  # where the time goes (display and benchmarks only)
     torch.manual_seed(seed)
     model = build(module, "mnist_model", bool(params["dropout"]))
     out: Tensors = {}
     _dropout_probe(model, inputs["x_probe"], seed, out)
     model.train()
     _diagnostics(model, x_diag, y_diag, "diag.init", out)
-    train_logits, val_logits = [_eval_logits(model, x)], [_eval_logits(model, x_val)]
+    train_logits, val_logits = [_eval_logits(model, x_curve)], [_eval_logits(model, x_val_curve)]
     opt = torch.optim.AdamW(model.parameters(), lr=float(params["lr"]))
     weights = [p for p in model.parameters() if p.ndim == 2]
+    before = [torch.empty_like(w) for w in weights]  # reused buffers: one copy per weight and step, no allocation
     ratios: list[list[float]] = []
     g = torch.Generator().manual_seed(seed)
+    step = 0
     for epoch in range(epochs):
         report_progress(epoch, epochs + 1)
         model.train()
+        t0 = time.perf_counter()
         order = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), batch):
             idx = order[i : i + batch]
             loss = F.cross_entropy(logits_of(model, x[idx], 10, "mnist_model"), y[idx])
             opt.zero_grad()
             loss.backward()
-            before = [w.detach().clone() for w in weights]
+            keep = step % ratio_every == 0
+            if keep:
+                for b, w in zip(before, weights, strict=True):
+                    b.copy_(w.detach())
             opt.step()
-            # update:data ratio (makemore): log10(std(update) / std(weights)); reported, never scored
-            with torch.no_grad():
-                ratios.append(
-                    [
-                        math.log10(max(float((w - b).std() / w.std()), 1e-30))
-                        for w, b in zip(weights, before, strict=True)
-                    ]
-                )
-        train_logits.append(_eval_logits(model, x))
-        val_logits.append(_eval_logits(model, x_val))
+            if keep:
+                # update:data ratio (makemore): log10(std(update) / std(weights)); reported, never scored
+                with torch.no_grad():
+                    ratios.append(
+                        [
+                            math.log10(max(float(b.sub_(w).std() / w.std()), 1e-30))
+                            for w, b in zip(weights, before, strict=True)
+                        ]
+                    )
+            step += 1
+        t1 = time.perf_counter()
+        seconds["train"] += t1 - t0
+        if epoch < epochs - 1:
+            train_logits.append(_eval_logits(model, x_curve))
+            val_logits.append(_eval_logits(model, x_val_curve))
+        seconds["curves"] += time.perf_counter() - t1
+    t1 = time.perf_counter()
+    final_train, final_val = _eval_logits(model, x), _eval_logits(model, x_val)
+    seconds["curves"] += time.perf_counter() - t1
+    if epochs:
+        train_logits.append(final_train[: len(x_curve)])
+        val_logits.append(final_val[: len(x_val_curve)])
     model.train()
     _diagnostics(model, x_diag, y_diag, "diag.final", out)
     out["train_logits"] = torch.stack(train_logits)
     out["val_logits"] = torch.stack(val_logits)
+    out["final_train_logits"], out["final_val_logits"] = final_train, final_val
     out["update_ratio"] = torch.tensor(ratios, dtype=torch.float32).reshape(len(ratios), len(weights))
     report_progress(epochs, epochs + 1)
     mc = []
     model.train()
+    t1 = time.perf_counter()
     with torch.no_grad():
         for _ in range(int(params["mc_passes"])):
             mc.append(logits_of(model, inputs["x_mc"], 10, "mnist_model"))
+    seconds["mc"] = time.perf_counter() - t1
     out["mc_logits"] = torch.stack(mc)
-    return {}, out
+    return {"seconds": seconds}, out
 
 
 def init_sanity(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
