@@ -102,8 +102,9 @@ def facts(check: CheckResult) -> list[Fact]:
         for key, label in (("with_dropout", "with dropout"), ("without_dropout", "without dropout")):
             s = m.get(key)
             if s:
+                error = f"{s['val_error']:.1f}% ± {s.get('val_error_ci95', 0):.1f}"
                 out.append(Fact(f"{label}: validation - training loss", "smaller with dropout",
-                                f"{s['gap']:.3f} (val error {s['val_error']:.1f}%)"))  # fmt: skip
+                                f"{s['gap']:.3f} (val error {error})"))  # fmt: skip
     elif check.id == "init_sanity":
         for model, s in m.items():
             frozen = ", ".join(s["frozen"]) or "none"

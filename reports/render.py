@@ -11,7 +11,7 @@ from weasyprint.urls import URLFetcher
 
 from grader.result import GradeResult
 from reports.facts import ABOUT, facts
-from reports.plots import figures
+from reports.plots import all_figures
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "report"
 STATUS_LABEL = {"passed": "passed", "failed": "failed", "error": "error", "skipped": "skipped"}
@@ -35,10 +35,12 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_html(result: GradeResult) -> str:
-    """The report as one self-contained HTML document."""
+def render_html(result: GradeResult, processes: int = 2) -> str:
+    """The report as one self-contained HTML document; `processes` draw the figures (see all_figures)."""
+    drawn = all_figures(result.checks, processes=processes)
     sections = [
-        {"check": c, "about": ABOUT.get(c.id, ""), "facts": facts(c), "figures": figures(c)} for c in result.checks
+        {"check": c, "about": ABOUT.get(c.id, ""), "facts": facts(c), "figures": f}
+        for c, f in zip(result.checks, drawn, strict=True)
     ]
     css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
     return (
@@ -48,9 +50,9 @@ def render_html(result: GradeResult) -> str:
     )
 
 
-def render_pdf(result: GradeResult, out: Path) -> Path:
+def render_pdf(result: GradeResult, out: Path, processes: int = 2) -> Path:
     """Write the PDF report of `result` to `out` (fonts embedded, text selectable) and return its path."""
-    html = render_html(result)
+    html = render_html(result, processes)
     out.parent.mkdir(parents=True, exist_ok=True)
     HTML(string=html, url_fetcher=url_fetcher(), base_url=None).write_pdf(out)
     return out
