@@ -20,5 +20,21 @@ def resolve_device(choice: str) -> str:
     return choice
 
 
+#: cuBLAS needs a fixed workspace to give the same results run after run; set before CUDA starts.
+CUDA_ENV = {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
+
+
+def deterministic(device: str) -> None:
+    """The reproducibility settings torch offers for `device`: on CUDA, cuDNN's deterministic kernels without
+    autotuning, and torch's deterministic algorithms (a warning, not an error, where an op has none). The CPU
+    kernels torch uses here are deterministic for a fixed thread count already."""
+    if device != "cuda":
+        return
+    os.environ.update(CUDA_ENV)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0))

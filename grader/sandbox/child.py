@@ -41,6 +41,7 @@ from typing import Any, NoReturn
 import torch
 from safetensors.torch import load_file, save
 
+from grader.device import deterministic
 from grader.sandbox import lab_tasks
 from grader.sandbox.protocol import (
     ALLOWED_DTYPES,
@@ -87,6 +88,7 @@ def main(job_dir: str) -> NoReturn:
     faulthandler.register(signal.SIGXCPU, chain=True)
     if request.threads is not None:
         torch.set_num_threads(request.threads)
+    deterministic(request.device)
     inputs = load_file(job / INPUTS_FILE)
     outcome = _run(job / SUBMISSION_FILE, request, inputs)
     if _getpid() != main_pid:

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.device import CUDA_ENV
 from grader.sandbox.protocol import INPUTS_FILE, REQUEST_FILE, SUBMISSION_FILE, Isolation, Limits
 
 #: Folder holding the ``grader`` package source (the parent of ``grader/``).
@@ -200,6 +201,8 @@ def _launch(
     code: str | None,
 ) -> Launch:
     env = _base_env(threads)
+    if device == "cuda":
+        env.update(CUDA_ENV)
     # The parent-death signal survives the exec of prlimit and unshare; unshare --kill-child then takes the
     # whole PID namespace down with it.
     argv = [host.setpriv, "--pdeathsig", "KILL", "--"] if host.setpriv else []

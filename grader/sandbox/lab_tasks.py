@@ -320,7 +320,8 @@ def mnist_train(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict
     epoch and on the full sets at the end, makemore diagnostics at init and at the end, the update:data ratio
     every `ratio_every` steps, and `mc_passes` train-mode passes over the MC subset."""
     seed, epochs, batch = int(params["seed"]), int(params["epochs"]), int(params["batch_size"])
-    x, y, x_val = inputs["x_train"], inputs["y_train"], inputs["x_val"]
+    device = torch.device(params.get("device", "cpu"))
+    x, y, x_val = (inputs[k].to(device) for k in ("x_train", "y_train", "x_val"))
     x_curve, x_val_curve = x[: int(params["curve_train"])], x_val[: int(params["curve_val"])]
     ratio_every = max(1, int(params["ratio_every"]))
     x_diag, y_diag = x[: params["diag_size"]], y[: params["diag_size"]]
@@ -329,6 +330,7 @@ def mnist_train(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict
     model = build(module, "mnist_model", bool(params["dropout"]))
     out: Tensors = {}
     _dropout_probe(model, inputs["x_probe"], seed, out)
+    model.to(device)  # built and probed on the CPU, trained where the grader runs (the same weights either way)
     model.train()
     _diagnostics(model, x_diag, y_diag, "diag.init", out)
     train_logits, val_logits = [_eval_logits(model, x_curve)], [_eval_logits(model, x_val_curve)]
@@ -342,7 +344,7 @@ def mnist_train(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict
         report_progress(epoch, epochs + 1)
         model.train()
         t0 = time.perf_counter()
-        order = torch.randperm(len(x), generator=g)
+        order = torch.randperm(len(x), generator=g).to(device)  # the CPU generator: the same order on any device
         for i in range(0, len(x), batch):
             idx = order[i : i + batch]
             loss = F.cross_entropy(logits_of(model, x[idx], 10, "mnist_model"), y[idx])
@@ -385,9 +387,10 @@ def mnist_train(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict
     mc = []
     model.train()
     t1 = time.perf_counter()
+    x_mc = inputs["x_mc"].to(device)
     with torch.no_grad():
         for _ in range(int(params["mc_passes"])):
-            mc.append(logits_of(model, inputs["x_mc"], 10, "mnist_model"))
+            mc.append(logits_of(model, x_mc, 10, "mnist_model"))
     seconds["mc"] = time.perf_counter() - t1
     out["mc_logits"] = torch.stack(mc)
     return {"seconds": seconds}, out
