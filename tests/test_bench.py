@@ -1,19 +1,39 @@
 """The benchmark script runs and writes its table (a smoke run with --quick; timings are never asserted)."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_bench_quick_writes_the_table(tmp_path):
+def test_bench_quick_writes_the_table_goals_and_plot(tmp_path):
     out = tmp_path / "benchmarks.md"
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "sweep", "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "sweep", "report", "--quick",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "identical logits" in done.stdout
-    assert "| sweep |" in out.read_text()
+    assert "same regime for every run" in done.stdout
+    table = out.read_text()
+    assert "QUICK SMOKE RUN, NOT THE RECORD" in table
+    assert "| sweep |" in table and "| report |" in table
+    assert "| sweep: at least 10x the loop |" in table and "| report: at most 3 s |" in table
+    assert "PDF writing" in table  # the report's breakdown
+    png = out.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png.name})" in table
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="the api benchmark needs wrk: apt-get install wrk")
+def test_bench_api_quick_loads_a_real_service(tmp_path):
+    out = tmp_path / "b.md"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "api", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-5000:]
+    assert any(line.startswith("api ") and "POST /api/submissions" in line for line in done.stdout.splitlines())
+    table = out.read_text()
+    assert "| api |" in table and "Every POST answered 202" in table
 
 
 def test_bench_refuses_an_unknown_name():

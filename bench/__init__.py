@@ -1,0 +1,1 @@
+"""labgrader's benchmarks: `python bench/run.py [NAME...]`."""
