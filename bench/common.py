@@ -25,6 +25,7 @@ class Row:
     what: str
     unit: str = "s"
     details: list[str] | None = None  # extra lines for docs/benchmarks.md (a profile, a breakdown)
+    measured: str = ""  # the day it was measured (rows kept by --merge keep theirs)
 
     @property
     def ratio(self) -> float:

@@ -60,7 +60,7 @@ def bench_sweep(quick: bool) -> Row:
     )
     median = rel[len(rel) // 2]
     what = (
-        f"{len(runs)} runs x {steps} steps; same regime for every run; training loss within {median:.1g} relative "
-        f"(median run), {rel[-1]:.1g} at worst (a chaotic big-sigma run)"
+        f"{len(runs)} runs x {steps} steps; same regime for every run; training losses within {median:.1e} "
+        f"relative (median run), {rel[-1]:.1e} at worst"
     )
     return Row("sweep", baseline, ours, what)

@@ -7,11 +7,13 @@ smoke run whose numbers are not the record (the table says so)."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,16 +56,16 @@ def write_markdown(rows: list[Row], path: Path, quick: bool) -> None:
     lines = [
         "# Benchmarks",
         "",
-        f"Measured by `python bench/run.py{' --quick' if quick else ''}` on {datetime.now(UTC):%Y-%m-%d} "
-        f"({platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__})"
-        f"{': QUICK SMOKE RUN, NOT THE RECORD' if quick else ''}. Baseline and ours are measured in the same run; "
-        "ratio = baseline / ours (above 1: ours is faster).",
+        f"Measured by `python bench/run.py{' --quick' if quick else ''}` ({platform.machine()}, {os.cpu_count()} "
+        f"CPUs, torch {torch.__version__}){': QUICK SMOKE RUN, NOT THE RECORD' if quick else ''}; each row on the "
+        "day it shows. Baseline and ours are measured in the same run; ratio = baseline / ours (above 1: ours is "
+        "faster). Where the numbers come from and which goals cannot be met here: [performance.md](performance.md).",
         "",
-        "| name | baseline | ours | unit | ratio | what |",
-        "|---|---:|---:|---|---:|---|",
+        "| name | baseline | ours | unit | ratio | measured | what |",
+        "|---|---:|---:|---|---:|---|---|",
         *(
             f"| {r.name} | {_number(r.baseline, r.unit)} | {_number(r.ours, r.unit)} | {r.unit} | {r.ratio:.2f}x "
-            f"| {r.what} |"
+            f"| {r.measured} | {r.what} |"
             for r in rows
         ),
         "",
@@ -95,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks: {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="small budgets: a smoke run, not a record")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    merge = "keep the other rows of the last run (from OUT's .json) and replace only these"
+    parser.add_argument("--merge", action="store_true", help=merge)
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
@@ -106,13 +110,26 @@ def main(argv: list[str] | None = None) -> int:
         os.chdir(work)  # lab tasks run in-process here write their progress file into the working folder
         for name in args.names or list(BENCHMARKS):
             row = BENCHMARKS[name](args.quick)
+            row.measured = f"{datetime.now(UTC):%Y-%m-%d}"
             rows.append(row)
+            unit = row.unit.split()[0]
             print(
-                f"{row.name:<14}{_number(row.baseline, row.unit):>10}{row.unit[:1]}"
-                f"{_number(row.ours, row.unit):>10}{row.unit[:1]}{row.ratio:>8.2f}x  {row.what}",
+                f"{row.name:<14}{_number(row.baseline, row.unit) + unit:>11}"
+                f"{_number(row.ours, row.unit) + unit:>11}{row.ratio:>8.2f}x  {row.what}",
                 flush=True,
             )
         os.chdir(ROOT)
+    store = out.with_suffix(".json")
+    if args.merge and store.exists():
+        kept = json.loads(store.read_text(encoding="utf-8"))
+        measured = {r.name for r in rows}
+        rows += [Row(**r) for r in kept["rows"] if r["name"] not in measured]
+        rows.sort(key=lambda r: list(BENCHMARKS).index(r.name) if r.name in BENCHMARKS else len(BENCHMARKS))
+        if not grading.GRADE_TIMELINE:
+            grading.GRADE_TIMELINE[:] = kept.get("grade_timeline", [])
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_text(json.dumps({"rows": [asdict(r) for r in rows], "grade_timeline": grading.GRADE_TIMELINE},
+                                indent=1), encoding="utf-8")  # fmt: skip
     write_markdown(rows, out, args.quick)
     print(f"Wrote {out}")
     return 0

@@ -32,6 +32,7 @@ BROKER = os.environ.get("LABGRADER_BENCH_REDIS", "redis://127.0.0.1:6379/13")
 LABGRADER = [sys.executable, "-m", "service.cli"]
 ASSIGNMENT = "init-reg"
 MARK = "BENCH_JSON "
+PACED_CLIENTS, PAUSE_MS = 16, 750  # about 20 requests/s: far above a deadline rush (300 students in 10 minutes)
 
 # wrk's script: one prepared request per token, taken in turn; every answer counted by status code, the first
 # unexpected one kept; done() prints one JSON line (latencies in ms).
@@ -50,11 +51,13 @@ local function slurp(path)
   return s
 end
 
--- args: method, path, expected status, tokens file (one a line), [body file, content type]
+-- args: method, path, expected status, tokens file (one a line), pause before each request (ms, 0: none),
+-- [body file, content type]
 function init(args)
-  local method, path, body, ctype = args[1], args[2], nil, args[6]
+  local method, path, body, ctype = args[1], args[2], nil, args[7]
   expected = tonumber(args[3])
-  if args[5] then body = slurp(args[5]) end
+  pause = tonumber(args[5])
+  if args[6] then body = slurp(args[6]) end
   reqs = {}
   for token in slurp(args[4]):gmatch("[^\n]+") do
     local headers = {["Authorization"] = "Bearer " .. token}
@@ -64,6 +67,10 @@ function init(args)
   n = (index or 0) * 17  -- each thread starts at another student
   codes = {}
   first_error = ""
+end
+
+function delay()
+  return pause
 end
 
 function request()
@@ -276,8 +283,8 @@ class Service:
 
         wait_for(answers, 60, f"the API to answer on {self.url}/api/health (log: {self.api.log})")
 
-    def start_worker(self) -> Process:
-        worker = Process(f"worker{len(self.workers)}", [*LABGRADER, "worker"], self.env, self.folder)
+    def start_worker(self, env: dict[str, str] | None = None) -> Process:
+        worker = Process(f"worker{len(self.workers)}", [*LABGRADER, "worker"], self.env | (env or {}), self.folder)
         self.workers.append(worker)
         return worker
 
@@ -331,11 +338,13 @@ def _multipart(boundary: str) -> bytes:
 
 
 def run_wrk(svc: Service, method: str, path: str, expected: int, seconds: int, connections: int, threads: int,
-            body: Path | None = None, content_type: str | None = None) -> dict:  # fmt: skip
+            body: Path | None = None, content_type: str | None = None, pause_ms: int = 0) -> dict:  # fmt: skip
+    """wrk against the service: each connection sends its next request as soon as the last is answered, after
+    `pause_ms` (0: a saturating load; above 0, clients that think between requests)."""
     script, tokens = svc.folder / "load.lua", svc.folder / "tokens.txt"
     script.write_text(WRK_SCRIPT, encoding="utf-8")
     tokens.write_text("\n".join(svc.tokens) + "\n", encoding="utf-8")
-    args = [method, path, str(expected), str(tokens), *([str(body), content_type or ""] if body else [])]
+    args = [method, path, str(expected), str(tokens), str(pause_ms), *([str(body), content_type or ""] if body else [])]
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", str(script),
            svc.url, "--", *args]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
@@ -363,11 +372,13 @@ def _require_wrk() -> None:
 
 
 def bench_api(quick: bool) -> Row:
-    """The API under load while its one worker grades: wrk POSTs the reference solution to /api/submissions as
-    50 students in turn (every answer must be 202, and the database must hold every accepted submission), against
-    the same load on a cheap authenticated read, GET /api/assignments. Latency percentiles of the API's answers."""
+    """The API while its one worker grades: wrk POSTs the reference solution to /api/submissions as 50 students in
+    turn (every answer must be 202, and the database must hold every accepted submission), against a cheap
+    authenticated read, GET /api/assignments, under the same load. Two loads each: students who pause between
+    requests (PACED_CLIENTS clients, PAUSE_MS apart: the row's p99), and clients that never pause (saturation)."""
     _require_wrk()
-    seconds, connections, threads = (5 if quick else 20), 32, 2
+    seconds = 5 if quick else 20
+    threads, paced, pause, saturating = 2, PACED_CLIENTS, PAUSE_MS, 32
     with Service("api", students=50) as svc:
         svc.start_api()
         worker = svc.start_worker()
@@ -375,8 +386,12 @@ def bench_api(quick: bool) -> Row:
         boundary = f"labgrader-bench-{uuid.uuid4().hex}"
         body = svc.folder / "body.bin"
         body.write_bytes(_multipart(boundary))
-        post = run_wrk(svc, "POST", "/api/submissions", 202, seconds, connections, threads, body,
-                       f"multipart/form-data; boundary={boundary}")  # fmt: skip
+        ctype = f"multipart/form-data; boundary={boundary}"
+        accepted = 0
+        post_full = run_wrk(svc, "POST", "/api/submissions", 202, seconds, saturating, threads, body, ctype)
+        accepted += post_full["codes"][202]
+        post = run_wrk(svc, "POST", "/api/submissions", 202, seconds, paced, threads, body, ctype, pause_ms=pause)
+        accepted += post["codes"][202]
         counts: list[int] = []
 
         def settled() -> bool:  # requests that were in flight when wrk stopped may still be committing
@@ -384,20 +399,21 @@ def bench_api(quick: bool) -> Row:
             return len(counts) >= 3 and counts[-1] == counts[-3]
 
         wait_for(settled, 60, "the submission count to settle", interval=0.5)
-        stored, accepted = counts[-1], post["codes"][202]
-        if not accepted <= stored <= accepted + connections:
+        stored = counts[-1]
+        if not accepted <= stored <= accepted + saturating + paced:
             raise AssertionError(f"wrk saw {accepted} submissions accepted (202) but the database holds {stored}: "
                                  f"{'lost' if stored < accepted else 'more than the requests in flight'}")  # fmt: skip
-        get = run_wrk(svc, "GET", "/api/assignments", 200, seconds, connections, threads)
+        get = run_wrk(svc, "GET", "/api/assignments", 200, seconds, paced, threads, pause_ms=pause)
+        get_full = run_wrk(svc, "GET", "/api/assignments", 200, seconds, saturating, threads)
         statuses = svc.statuses()
         waiting, held = svc.broker_counts()
         if statuses.get("queued", 0) == stored:
             raise AssertionError(f"the worker claimed none of the {stored} submissions during the loads: it was not "
                                  f"busy (log: {worker.tail()})")  # fmt: skip
     what = (
-        f"POST /api/submissions, {connections} clients, 50 students, 1 worker busy: {post['rate']:.0f} "
-        f"submissions/s, p50 {post['p50_ms']:.0f} ms, p99 {post['p99_ms']:.0f} ms; GET /api/assignments baseline: "
-        f"{get['rate']:.0f} req/s, p50 {get['p50_ms']:.0f} ms, p99 {get['p99_ms']:.0f} ms"
+        f"POST /api/submissions, {paced} students each pausing {pause} ms, 1 worker busy: {post['rate']:.0f} "
+        f"submissions/s, p50 {post['p50_ms']:.0f} ms, p99 {post['p99_ms']:.0f} ms; baseline GET /api/assignments "
+        f"under the same load: p99 {get['p99_ms']:.0f} ms"
     )
 
     def line(label: str, s: dict) -> str:
@@ -405,15 +421,19 @@ def bench_api(quick: bool) -> Row:
                 f"{s['p99_ms']:.1f} | {s['max_ms']:.0f} | {s['bad']} |")  # fmt: skip
 
     details = [
-        f"wrk -t{threads} -c{connections} -d{seconds}s on loopback against `labgrader serve` (1 API process, "
-        f"SQLite, Redis queue of its own) while one `labgrader worker` (LABGRADER_FAST=1, nice 10) grades the "
-        f"queue the load fills; wrk, the API and the worker share this machine's {os.cpu_count()} CPUs. The "
-        "submission load ran first, then the read load (the worker still busy).",
+        f"wrk -t{threads} -d{seconds}s on loopback against `labgrader serve` (1 API process, SQLite, a Redis queue "
+        f"of its own) while one `labgrader worker` (LABGRADER_FAST=1, nice 10) grades the queue the load fills; "
+        f"wrk, the API and the worker share this machine's {os.cpu_count()} CPUs. Paced: {paced} connections, each "
+        f"pausing {pause} ms after every answer (students who think between requests). Saturating: {saturating} "
+        "connections that never pause; there the latency is the queue in front of the one API process (Little's "
+        "law: connections / throughput), not the time a request needs.",
         "",
         "| load | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | errors |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
-        line("GET /api/assignments (baseline)", get),
-        line("POST /api/submissions (ours)", post),
+        line("GET /api/assignments, paced (baseline)", get),
+        line("POST /api/submissions, paced (ours)", post),
+        line(f"GET /api/assignments, {saturating} saturating", get_full),
+        line(f"POST /api/submissions, {saturating} saturating", post_full),
         "",
         f"- Every POST answered 202: {accepted} accepted; the database holds {stored} ({stored - accepted} more "
         "were in flight when wrk stopped): none lost.",
@@ -430,7 +450,8 @@ def _grade_with_workers(n_workers: int, n: int) -> dict:
         svc.start_api()
         ids = [svc.submit(client, token) for token in svc.tokens]
         t0 = time.perf_counter()
-        workers = [svc.start_worker() for _ in range(n_workers)]
+        share = {"LABGRADER_GRADING_CPUS": str(max(1, (os.cpu_count() or 1) // n_workers))}  # as docs/deploy.md says
+        workers = [svc.start_worker(share) for _ in range(n_workers)]
         ready: dict[str, float] = {}
         final: dict[str, dict] = {}
 
@@ -485,7 +506,8 @@ def bench_workers(quick: bool) -> Row:
 
     details = [
         f"{n} submissions of examples/reference_solution.py from {n} students, queued over the API before the "
-        "workers start (LABGRADER_FAST=1, concurrency 1, nice 10; SQLite and a Redis queue of its own). Wall: from "
+        "workers start (LABGRADER_FAST=1, concurrency 1, nice 10, LABGRADER_GRADING_CPUS = CPUs / workers; SQLite "
+        "and a Redis queue of its own). Wall: from "
         "starting the workers until the API says every submission is done; span: first grading started to last "
         "finished (the database's times); CPU: user + system time of each worker's process tree (pool process and "
         "sandbox children included, startup too), from /proc.",
@@ -499,7 +521,9 @@ def bench_workers(quick: bool) -> Row:
         f"Every grading done, mean score {one['score']:.1f} / {one['max_score']:.0f} (1 worker) and "
         f"{two['score']:.1f} / {two['max_score']:.0f} (2 workers) in fast mode.",
         "",
-        f"This machine has {os.cpu_count()} CPU cores and one grading already runs two sandbox tasks at once, so the "
-        "ratio shows how much idle CPU a second worker fills, not how the service scales across machines.",
+        f"This machine has {os.cpu_count()} CPUs and one worker alone keeps {sum(one['cpu']) / one['seconds']:.2f} of "
+        f"them busy (two sandbox tasks at once), so a second worker can fill at most the idle rest: "
+        f"{(os.cpu_count() or 1) * one['seconds'] / sum(one['cpu']):.2f}x at best. The ratio shows that, not how the "
+        "service scales across machines, where each worker brings its own CPUs.",
     ]
     return Row("workers", one["seconds"], two["seconds"], what, details=details)

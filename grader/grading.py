@@ -139,9 +139,11 @@ def grade(
     data_dir: Path | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    cpus: int | None = None,
 ) -> GradeResult:
     """Grade one submission file. Raises GradingError only when the grader cannot run; anything wrong with
-    the submission ends up in the result."""
+    the submission ends up in the result. `cpus` (default: the machine's) is what this grading may use: its
+    sandbox tasks (`workers` at once, default min(2, cpus)) share them as torch threads."""
     started, t0 = datetime.now(UTC), time.monotonic()
     assignment = assignment or load_assignment()
     if fast:
@@ -155,7 +157,9 @@ def grade(
         checks = [not_run(c.id, c.title, a.max_points(c.id), sub.load_failure, "Your file") for c in CHECKS]
         runs: list[RunTiming] = []
     else:
-        checks, runs = _run_checks(submission, setup, sub.names, sigmas, workers or min(2, cpu_count()), report)
+        cpus = max(1, cpus or cpu_count())
+        lanes = workers or min(2, cpus)
+        checks, runs = _run_checks(submission, setup, sub.names, sigmas, lanes, max(1, cpus // lanes), report)
     datasets = [
         Dataset(name="circle", source="generated (the lab template's generator)", n_train=a.circle.n_train,
                 n_val=a.circle.n_val),
@@ -176,6 +180,7 @@ def _run_checks(
     names: dict[str, str],
     sigmas: dict[str, float] | None,
     workers: int,
+    threads: int,
     report: Progress,
 ) -> tuple[list[CheckResult], list[RunTiming]]:
     """Start every sandbox task (`workers` at a time), then score each check from the runs it needs."""
@@ -190,7 +195,7 @@ def _run_checks(
 
     session = Session(
         submission, setup.assignment, setup.circle, setup.mnist, names=names, sigmas=sigmas, device=setup.device,
-        workers=workers, threads=max(1, cpu_count() // workers), hidden_paths=setup.hidden,
+        workers=workers, threads=threads, hidden_paths=setup.hidden,
         on_progress=on_progress,
     )  # fmt: skip
     a = setup.assignment

@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from grader.assignment import AssignmentError, load_assignment
+from grader.device import cpu_count
 from grader.grading import GradingError, grade
 from grader.result import GradeResult
 from reports.render import render_pdf
@@ -68,6 +69,15 @@ class Heartbeat:
             log.warning("heartbeat for %s failed: %s", self.claim.submission_id, e)
 
 
+def grading_cpus(settings: Settings) -> int:
+    """CPUs one grading may use: GRADING_CPUS, or this machine's shared among the worker's concurrent gradings.
+    Sandbox tasks beyond the CPUs only thrash the caches: on 2 CPUs, two workers running two tasks each did 27%
+    less work per second than one (docs/benchmarks.md, workers)."""
+    if settings.grading_cpus > 0:
+        return settings.grading_cpus
+    return max(1, cpu_count() // max(1, settings.worker_concurrency))
+
+
 def grade_submission(db: Database, settings: Settings, submission_id: str, generation: int) -> str:
     """Grade one generation of a submission unless another attempt has it or had it; returns what happened
     (for the worker's log): 'done', 'failed', 'skipped' or 'superseded'."""
@@ -96,7 +106,7 @@ def grade_submission(db: Database, settings: Settings, submission_id: str, gener
             upload = out / filename  # the student's file name, so that reports and tracebacks show it
             upload.write_bytes(storage.upload_path(submission_id).read_bytes())
             result = grade(upload, spec, device=settings.device, fast=settings.fast, data_dir=settings.data_dir,
-                           progress=beat.report)  # fmt: skip
+                           progress=beat.report, cpus=grading_cpus(settings))  # fmt: skip
         except LeaseLost:
             finish(db, c, Status.failed)  # records the attempt as superseded; the submission is not touched
             return "superseded"

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where a worker runs the models")
     fast: bool = Field(False, description="grade with the assignment's [fast] budgets (development only)")
     worker_concurrency: int = Field(1, description="gradings one worker runs at once (1 per GPU)")
+    grading_cpus: int = Field(
+        0,
+        description="CPUs one grading may use (0: this machine's divided by "
+        "WORKER_CONCURRENCY); with several workers on one machine, give each its share",
+    )
     worker_nice: int = Field(10, description="CPU niceness of workers: the API stays responsive on a shared machine")
     soft_time_limit: int = Field(1500, description="seconds before a grading is asked to stop")
     time_limit: int = Field(1800, description="seconds before a grading is killed")

@@ -27,3 +27,16 @@ def test_the_default_database_is_sqlite_in_the_storage_folder(monkeypatch, tmp_p
     monkeypatch.delenv("LABGRADER_DATABASE_URL", raising=False)
     monkeypatch.setenv("LABGRADER_STORAGE_DIR", str(tmp_path))
     assert Settings().sqlalchemy_url == f"sqlite:///{tmp_path.resolve() / 'labgrader.db'}"
+
+
+def test_a_grading_gets_its_share_of_the_cpus(monkeypatch):
+    from grader.device import cpu_count
+    from service.jobs import grading_cpus
+
+    for name in ("LABGRADER_GRADING_CPUS", "LABGRADER_WORKER_CONCURRENCY"):
+        monkeypatch.delenv(name, raising=False)
+    assert grading_cpus(Settings()) == cpu_count()
+    monkeypatch.setenv("LABGRADER_WORKER_CONCURRENCY", str(2 * cpu_count()))
+    assert grading_cpus(Settings()) == 1  # never zero
+    monkeypatch.setenv("LABGRADER_GRADING_CPUS", "3")
+    assert grading_cpus(Settings()) == 3  # the operator's word wins
