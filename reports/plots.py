@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.axis import Axis  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 
 from grader.result import CheckResult, Series  # noqa: E402
 
@@ -83,6 +83,9 @@ def _plain_log_labels(fig: Figure) -> None:
                 major, minor = _log_labels(axis)
                 axis.set_major_formatter(major)
                 axis.set_minor_formatter(minor)
+                lo, hi = sorted(axis.get_view_interval())
+                if lo > 0 and hi / lo >= 1e4:  # wide: tick marks at 2 and 5 only (every minor tick is a Text
+                    axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))  # to lay out, unlabelled or not)
 
 
 def _tight(fig: Figure) -> None:
