@@ -522,8 +522,10 @@ def bench_workers(quick: bool) -> Row:
         f"{two['score']:.1f} / {two['max_score']:.0f} (2 workers) in fast mode.",
         "",
         f"This machine has {os.cpu_count()} CPUs and one worker alone keeps {sum(one['cpu']) / one['seconds']:.2f} of "
-        f"them busy (two sandbox tasks at once), so a second worker can fill at most the idle rest: "
-        f"{(os.cpu_count() or 1) * one['seconds'] / sum(one['cpu']):.2f}x at best. The ratio shows that, not how the "
-        "service scales across machines, where each worker brings its own CPUs.",
+        f"them busy (two sandbox tasks at once), so a second worker that spent as much CPU per grading could fill "
+        f"only the idle rest: {(os.cpu_count() or 1) * one['seconds'] / sum(one['cpu']):.2f}x. CPU per grading: "
+        f"{sum(one['cpu']) / n:.1f} s with 1 worker, {sum(two['cpu']) / n:.1f} s with 2 (one task and one thread "
+        "each). The ratio shows that, not how the service scales across machines, where each worker brings its own "
+        "CPUs.",
     ]
     return Row("workers", one["seconds"], two["seconds"], what, details=details)

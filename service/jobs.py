@@ -12,6 +12,8 @@ import time
 import traceback
 from pathlib import Path
 
+import torch
+
 from grader.assignment import AssignmentError, load_assignment
 from grader.device import cpu_count
 from grader.grading import GradingError, grade
@@ -105,8 +107,10 @@ def grade_submission(db: Database, settings: Settings, submission_id: str, gener
             spec = load_assignment(Path(config_path) if config_path else None)
             upload = out / filename  # the student's file name, so that reports and tracebacks show it
             upload.write_bytes(storage.upload_path(submission_id).read_bytes())
+            cpus = grading_cpus(settings)
+            torch.set_num_threads(cpus)  # the trusted side's own tensor work stays within the grading's share too
             result = grade(upload, spec, device=settings.device, fast=settings.fast, data_dir=settings.data_dir,
-                           progress=beat.report, cpus=grading_cpus(settings))  # fmt: skip
+                           progress=beat.report, cpus=cpus)  # fmt: skip
         except LeaseLost:
             finish(db, c, Status.failed)  # records the attempt as superseded; the submission is not touched
             return "superseded"

@@ -1,5 +1,6 @@
 """The benchmark script runs and writes its table (a smoke run with --quick; timings are never asserted)."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_bench_quick_writes_the_table_goals_and_plot(tmp_path):
     out = tmp_path / "benchmarks.md"
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "sweep", "report", "--quick",
+    old = {"name": "workers", "baseline": 200.0, "ours": 150.0, "what": "kept from an earlier run", "unit": "s",
+           "details": ["an earlier breakdown"], "measured": "2026-01-02"}  # fmt: skip
+    out.with_suffix(".json").write_text(json.dumps({"rows": [old], "grade_timeline": []}))
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "sweep", "report", "--quick", "--merge",
                            "--out", str(out)], capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "same regime for every run" in done.stdout
@@ -21,6 +25,11 @@ def test_bench_quick_writes_the_table_goals_and_plot(tmp_path):
     assert "| sweep |" in table and "| report |" in table
     assert "| sweep: at least 10x the loop |" in table and "| report: at most 3 s |" in table
     assert "PDF writing" in table  # the report's breakdown
+    # --merge: the earlier row stays, with its own date, after the new ones; the store holds all three
+    assert "| workers | 200.00 | 150.00 | s | 1.33x | 2026-01-02 | kept from an earlier run |" in table
+    assert table.index("| sweep |") < table.index("| report |") < table.index("| workers |")
+    stored = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert [r["name"] for r in stored] == ["sweep", "report", "workers"]
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png.name})" in table
 
