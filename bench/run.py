@@ -83,7 +83,7 @@ def write_markdown(rows: list[Row], path: Path, quick: bool) -> None:
             "",
         ]
     picture = path.with_suffix(".png")
-    plot(rows, grading.GRADE_TIMELINE, picture)
+    plot(rows, grading.GRADE_TIMELINE, picture, {r.name: GOALS[r.name][1](r) for r in rows if r.name in GOALS})
     lines += [f"![ratios and the grade's timeline]({picture.name})", ""]
     for r in rows:
         if r.details:
