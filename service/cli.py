@@ -13,6 +13,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from service.db import Database
@@ -227,7 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    return COMMANDS[args.command](Settings(), args)
+    try:
+        settings = Settings()
+    except ValidationError as e:
+        bad = "; ".join(f"LABGRADER_{str(err['loc'][0]).upper()}: {err['msg']}" for err in e.errors())
+        return fail(f"a setting from the environment is invalid ({bad}); fix or unset it (the README lists them all)")
+    return COMMANDS[args.command](settings, args)
 
 
 if __name__ == "__main__":

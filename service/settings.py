@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(1, description="gradings one worker runs at once (1 per GPU)")
     grading_cpus: int = Field(
         0,
+        ge=0,
         description="CPUs one grading may use (0: this machine's divided by "
         "WORKER_CONCURRENCY); with several workers on one machine, give each its share",
     )

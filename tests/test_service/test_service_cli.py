@@ -105,3 +105,10 @@ def test_assignment_deadline_and_custom_rubric(env, tmp_path, capsys):
     bad.write_text("id = 'x'\n")
     assert main(["assignment", "lab2", "--config", str(bad)]) == 2
     assert "is invalid" in capsys.readouterr().err
+
+
+def test_an_invalid_setting_is_named_with_what_to_do(env, monkeypatch, capsys):
+    monkeypatch.setenv("LABGRADER_GRADING_CPUS", "-1")
+    assert main(["migrate"]) == 2
+    err = capsys.readouterr().err
+    assert "LABGRADER_GRADING_CPUS" in err and "greater than or equal to 0" in err and "fix or unset it" in err

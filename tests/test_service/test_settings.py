@@ -40,3 +40,12 @@ def test_a_grading_gets_its_share_of_the_cpus(monkeypatch):
     assert grading_cpus(Settings()) == 1  # never zero
     monkeypatch.setenv("LABGRADER_GRADING_CPUS", "3")
     assert grading_cpus(Settings()) == 3  # the operator's word wins
+
+
+def test_a_negative_cpu_share_is_refused_with_the_variable_named(monkeypatch):
+    import pydantic
+    import pytest
+
+    monkeypatch.setenv("LABGRADER_GRADING_CPUS", "-1")
+    with pytest.raises(pydantic.ValidationError, match="grading_cpus"):
+        Settings()
