@@ -14,7 +14,6 @@ from rich.table import Table
 from grader.assignment import AssignmentError, load_assignment
 from grader.device import DEVICE_CHOICES
 from grader.gradescope import to_gradescope
-from grader.grading import GradingError, grade
 from grader.result import GradeResult
 
 STATUS_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow"}
@@ -44,6 +43,8 @@ def summary(result: GradeResult) -> Table:
 def cmd_grade(args: argparse.Namespace, console: Console) -> GradeResult | int:
     """Grade, write DIR/result.json and DIR/results.json, print the summary; an exit code when the grader
     could not run."""
+    from grader.grading import GradingError, grade  # torch and the checks: only a grading needs them
+
     if not args.file.is_file():
         console.print(f"[red]error:[/] {args.file} is not a file; pass the student's .py file.")
         return 2

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
@@ -13,6 +11,8 @@ def resolve_device(choice: str) -> str:
     """'auto' -> 'cuda' when a GPU is visible, else 'cpu'. Asking for 'cuda' without one is an error."""
     if choice not in DEVICE_CHOICES:
         raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)}, not {choice!r}")
+    import torch  # here, not at the top: `grader report` reads DEVICE_CHOICES and needs no torch (1 s to import)
+
     if choice == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if choice == "cuda" and not torch.cuda.is_available():
@@ -30,6 +30,8 @@ def deterministic(device: str) -> None:
     kernels torch uses here are deterministic for a fixed thread count already."""
     if device != "cuda":
         return
+    import torch
+
     os.environ.update(CUDA_ENV)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True

@@ -60,3 +60,84 @@ def test_a_failing_drawing_process_is_replaced_by_this_one(reference_fast, monke
     monkeypatch.setitem(plots.FIGURES, "sigma_sweep", [(draw[0], only_here), *plots.FIGURES["sigma_sweep"][1:]])
     drawn = plots.all_figures(reference_fast.checks, processes=2)
     assert drawn == plots.all_figures(reference_fast.checks, processes=1)
+
+
+def test_flattening_keeps_every_drawing_element_and_its_styled_groups():
+    """Only groups with nothing but an id go; what is drawn, in which order and under which styled,
+    transformed or clipped group, stays the same."""
+    import xml.etree.ElementTree as ET
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(4, 2))
+    ax1.plot([1, 2, 3], [1, 4, 9], "o-", label="x")
+    ax1.set_yscale("log")
+    ax1.legend()
+    ax2.imshow([[0, 1], [1, 0]])
+    ax2.set_title("t")
+    fig.savefig(buffer := __import__("io").StringIO(), format="svg")
+    plt.close(fig)
+    original = buffer.getvalue()
+    flat = plots._flatten(original)
+
+    def drawn(text):
+        out = []
+
+        def walk(el, styled):
+            tag = el.tag.split("}")[1]
+            if tag == "g":
+                if set(el.attrib) - {"id"}:
+                    styled = (*styled, tuple(sorted(el.attrib.items())))
+            elif tag not in ("svg", "metadata") and "purl.org" not in el.tag and "w3.org/1999/02" not in el.tag:
+                out.append((tag, tuple(sorted(el.attrib.items())), el.text, styled))
+            for child in el:
+                if tag != "metadata":
+                    walk(child, styled)
+
+        walk(ET.fromstring(text), ())
+        return out
+
+    assert drawn(flat) == drawn(original)
+    assert len(drawn(original)) > 50
+    assert flat.count("<g") < original.count("<g") / 2 and "<metadata" not in flat
+
+
+def test_every_figure_fits_its_labels(reference_fast, monkeypatch):
+    """The margins are worked out without measuring text: measure it here. Every text of every reference figure
+    lies inside the figure, and no axis' tick or axis label runs into another axes."""
+    checked = []
+
+    def measure(fig):
+        plots._tight(fig)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        page = fig.bbox.padded(1)
+        for ax in fig.axes:
+            (x0, x1), (y0, y1) = sorted(ax.get_xlim()), sorted(ax.get_ylim())
+            labels = [t for t in ax.get_xticklabels(which="both") if x0 <= t.get_position()[0] <= x1]  # drawn ones
+            labels += [t for t in ax.get_yticklabels(which="both") if y0 <= t.get_position()[1] <= y1]
+            labels += [ax.xaxis.label, ax.yaxis.label, ax.title]
+            labels += [ax.xaxis.get_offset_text(), ax.yaxis.get_offset_text()]
+            for text in labels:
+                if not text.get_visible() or not text.get_text():
+                    continue
+                box = text.get_window_extent(renderer)
+                name = f"{fig.axes.index(ax)}:{text.get_text()!r}"
+                assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, name
+                for other in fig.axes:
+                    if other is not ax:
+                        assert not box.overlaps(other.get_window_extent(renderer)), f"{name} runs into another axes"
+        checked.append(fig)
+        plt.close(fig)
+        return "<svg/>"
+
+    monkeypatch.setattr(plots, "svg", measure)
+    plots.all_figures(reference_fast.checks, processes=1)
+    assert len(checked) >= 10
+
+
+def test_rendering_a_report_imports_no_torch():
+    """`grader report` renders a stored result: torch (a second to import) has no part in it."""
+    import subprocess
+    import sys
+
+    code = "import sys, reports.cli; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
