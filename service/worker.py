@@ -8,6 +8,7 @@ import os
 from celery import Celery
 from celery.signals import worker_process_init
 
+from grader.sandbox.priority import follow_nice
 from service.db import Database
 from service.jobs import grade_submission
 from service.queue import TASK, make_celery
@@ -42,6 +43,8 @@ def run_worker(settings: Settings, queue: str | None = None, loglevel: str = "IN
     """Run a worker in the foreground (blocks) on `queue` (default: the settings' queue)."""
     app = make_worker_app(settings)
     os.nice(settings.worker_nice)  # grading is batch work; the sandbox children inherit this
+    if os.getsid(0) == os.getpid():  # a session, hence a scheduler autogroup, of its own (under a service manager
+        follow_nice()  # or in a container): only the group's nice ranks it against the API (sandbox/priority.py)
     app.worker_main(
         [
             "worker",

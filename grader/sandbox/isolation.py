@@ -216,7 +216,10 @@ def _launch(
     else:
         source_root, job = str(_SOURCE_ROOT), str(job_dir(root))
     if code is None:
-        code = f"import sys; sys.path.insert(0, {source_root!r}); from grader.sandbox.child import main; main({job!r})"
+        code = (
+            f"import sys; sys.path.insert(0, {source_root!r}); from grader.sandbox.priority import follow_nice; "
+            f"follow_nice(); from grader.sandbox.child import main; main({job!r})"
+        )
     # The host path of the job's folder ends the command line of every process of the job (forks keep it),
     # so that leftovers could be traced to their job.
     argv += [sys.executable, "-s", "-P", "-B", "-X", "faulthandler", "-c", code, str(root)]

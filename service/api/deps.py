@@ -27,7 +27,8 @@ class AppState:
     celery: Celery
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    """async: a plain function would cost every request a hop to the thread pool and back for an attribute."""
     return request.app.state.labgrader
 
 

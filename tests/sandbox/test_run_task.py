@@ -172,3 +172,27 @@ def test_hidden_files_and_folders_are_masked(tmp_path):
     file.write_text("42")
     args = isolation._mask_args([folder, file, tmp_path / "absent"], needed=["/usr"])
     assert args == ["--tmpfs", str(folder), "--remount-ro", str(folder), "--ro-bind", "/dev/null", str(file)]
+
+
+def test_a_niced_grading_keeps_its_sandbox_niced_in_its_own_session(tmp_path):
+    """The child starts a session, hence a scheduler autogroup, of its own: a nice value only ranks processes
+    within their group, so the child must give its group the nice it inherited, or a worker's nice 10 would not
+    lower the grading against the API. Run from a niced interpreter, since the test process keeps its nice."""
+    import subprocess
+    import sys
+
+    path = write(tmp_path, "import os\nprint('GROUP', open('/proc/self/autogroup').read().strip())\n")
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from helpers import run
+        reply = run(__import__("pathlib").Path({str(path)!r}))
+        assert reply.ok, reply.failure
+        print(next(line for line in reply.log_tail.splitlines() if line.startswith("GROUP")))
+    """)
+    done = subprocess.run(["nice", "-n", "7", sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).parents[2])  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    group = done.stdout.strip().splitlines()[-1]
+    own = Path("/proc/self/autogroup").read_text().split()[0]
+    assert group.endswith("nice 7") and group.split()[1] != own, group
