@@ -142,6 +142,9 @@ def _layout(fig: Figure) -> None:
     inner_h = height - top - bottom - 2 * PAD
     axes_w = (inner_w - gap_x * (ncols - 1)) / ncols
     axes_h = (inner_h - gap_y * (nrows - 1)) / nrows
+    if min(axes_w, axes_h) < 0.5:  # labels this long were not foreseen: let matplotlib measure them (slower)
+        fig.tight_layout(pad=0.3)
+        return
     fig.subplots_adjust(
         left=(left + PAD) / width,
         right=1 - (right + PAD) / width,

@@ -141,3 +141,17 @@ def test_rendering_a_report_imports_no_torch():
 
     code = "import sys, reports.cli; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_labels_too_long_for_the_estimate_fall_back_to_measured_layout():
+    """A label whose estimated width leaves the axes no room (78 characters: 6 inches estimated, 4.5 drawn) is
+    measured by tight_layout instead, and fits."""
+    fig, ax = plt.subplots(figsize=(6.7, 2))
+    ax.barh([0, 1], [1, 2])
+    label = "a label of some eighty characters, far longer than any the report itself draws"
+    ax.set_yticks([0, 1], [label, "b"])
+    plots._tight(fig)
+    fig.canvas.draw()
+    box = ax.get_yticklabels()[0].get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and ax.get_position().width > 0.1
+    plt.close(fig)
