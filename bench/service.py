@@ -382,7 +382,8 @@ def bench_api(quick: bool) -> Row:
     """The API while its one worker grades: wrk POSTs the reference solution to /api/submissions as 50 students in
     turn (every answer must be 202, and the database must hold every accepted submission), against a cheap
     authenticated read, GET /api/assignments, under the same load. Two loads each: students who pause between
-    requests (PACED_CLIENTS clients, PAUSE_MS apart: the row's p99), and clients that never pause (saturation)."""
+    requests (PACED_CLIENTS clients, pausing PAUSE_MS on average: the row's p99), and clients that never pause
+    (saturation)."""
     _require_wrk()
     seconds = 5 if quick else 20
     paced_seconds = 10 if quick else 120  # the row's p99: about 2600 requests; over 900 it moved by 30-51 ms

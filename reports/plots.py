@@ -171,6 +171,7 @@ def svg(fig: Figure) -> str:
 
 
 _G_TAG = re.compile(r"<(/?)g\b([^>]*)>")
+_ID_ONLY = re.compile(r'id="[^"]*"')
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)
 
 
@@ -184,7 +185,7 @@ def _flatten(text: str) -> str:
         if closing:
             keep = stack.pop()
         else:
-            keep = not (attributes == "" or re.fullmatch(r'id="[^"]*"', attributes))
+            keep = not (attributes == "" or _ID_ONLY.fullmatch(attributes))
             if attributes.endswith("/"):  # <g/>: nothing to drop or keep open
                 continue
             stack.append(keep)

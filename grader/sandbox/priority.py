@@ -19,14 +19,14 @@ import os
 AUTOGROUP = "/proc/self/autogroup"
 
 
-def follow_nice(autogroup: str = AUTOGROUP) -> int | None:
+def follow_nice() -> int | None:
     """Give this process's autogroup the process's own nice value when that is above 0. Returns the value set,
     or None where there was nothing to do or the kernel offers no autogroups (a best effort: never fails)."""
     nice = os.getpriority(os.PRIO_PROCESS, 0)
     if nice <= 0:
         return None
     try:
-        with open(autogroup, "w", encoding="ascii") as f:
+        with open(AUTOGROUP, "w", encoding="ascii") as f:
             f.write(str(nice))
     except OSError:
         return None

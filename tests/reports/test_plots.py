@@ -1,5 +1,6 @@
 """The report's figures: plain-text log labels, and the same figures whether one or two processes draw them."""
 
+import io
 import os
 
 import matplotlib.mathtext
@@ -73,7 +74,8 @@ def test_flattening_keeps_every_drawing_element_and_its_styled_groups():
     ax1.legend()
     ax2.imshow([[0, 1], [1, 0]])
     ax2.set_title("t")
-    fig.savefig(buffer := __import__("io").StringIO(), format="svg")
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg")
     plt.close(fig)
     original = buffer.getvalue()
     flat = plots._flatten(original)

@@ -184,9 +184,10 @@ def test_a_niced_grading_keeps_its_sandbox_niced_in_its_own_session(tmp_path):
     path = write(tmp_path, "import os\nprint('GROUP', open('/proc/self/autogroup').read().strip())\n")
     script = textwrap.dedent(f"""
         import sys
+        from pathlib import Path
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from helpers import run
-        reply = run(__import__("pathlib").Path({str(path)!r}))
+        reply = run(Path({str(path)!r}))
         assert reply.ok, reply.failure
         print(next(line for line in reply.log_tail.splitlines() if line.startswith("GROUP")))
     """)
