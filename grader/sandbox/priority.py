@@ -7,7 +7,9 @@ CPUs evenly whatever their processes' nice. So the nice 10 a worker takes (LABGR
 children inherit would not lower the sandboxed tasks, which do all the grading's work, against the API: on a
 shared 2-CPU machine the API's answers waited behind them. The child gives its new group its own nice value
 before it imports anything heavy. Raising a nice value needs no privilege, and lowering it back needs one that
-the sandbox drops, so a submission cannot undo it.
+the sandbox drops, so a submission cannot undo it. A process whose session goes back to init without a setsid
+is in the kernel's root group, and its /proc/self/autogroup reads empty; its children's new groups share the
+CPUs with that root group just the same.
 
 This module imports nothing but os: it runs first in the child, before torch.
 """

@@ -195,5 +195,7 @@ def test_a_niced_grading_keeps_its_sandbox_niced_in_its_own_session(tmp_path):
                           timeout=120, cwd=Path(__file__).parents[2])  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     group = done.stdout.strip().splitlines()[-1]
-    own = Path("/proc/self/autogroup").read_text().split()[0]
-    assert group.endswith("nice 7") and group.split()[1] != own, group
+    # A process whose session goes back to init without a setsid is in the kernel's root group, and its
+    # /proc/self/autogroup reads empty (seen on a CI machine): the child's own group differs from it all the same.
+    own = Path("/proc/self/autogroup").read_text().split()[:1] or ["(root group)"]
+    assert group.endswith("nice 7") and group.split()[1] != own[0], group
