@@ -22,7 +22,13 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,  # a message is acknowledged after grading, so a lost worker's task comes back
         task_reject_on_worker_lost=True,  # ... also when the pool process dies (SIGKILL, out of memory)
         worker_prefetch_multiplier=1,  # a worker holds only the task it grades
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            # without these a broker that accepts connections but never answers holds a send, and the API
+            # thread that makes it, for ever; the worker's own polls (BRPOP, 1 s) fit well within them
+            "socket_timeout": settings.broker_timeout,
+            "socket_connect_timeout": settings.broker_timeout,
+        },
         task_soft_time_limit=settings.soft_time_limit,
         task_time_limit=settings.time_limit,
         task_ignore_result=True,  # results live in the database

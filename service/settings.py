@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     soft_time_limit: int = Field(1500, description="seconds before a grading is asked to stop")
     time_limit: int = Field(1800, description="seconds before a grading is killed")
     visibility_timeout: int = Field(7200, description="seconds before Redis redelivers an unacknowledged task")
+    broker_timeout: float = Field(
+        10, gt=0, description="seconds to wait for Redis to connect or answer before a send is given up (swept later)"
+    )
     max_attempts: int = Field(3, description="gradings of one submission that may be interrupted before it is failed")
     lease_seconds: int = Field(60, description="a grading whose heartbeat is older than this is taken as lost")
     heartbeat_seconds: float = Field(5, description="how often a grading renews its lease")

@@ -3,7 +3,11 @@ is refused. Messages go to a queue of the test's own on the machine's Redis (no 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +19,7 @@ from service.db import Database
 from service.maintenance import sweep_once
 from service.migrate import upgrade
 from service.models import Assignment, Instructor, Status, Submission
-from service.queue import make_celery, submissions_in_broker
+from service.queue import make_celery, send, submissions_in_broker
 from service.security import hash_password
 from service.storage import Storage
 
@@ -166,6 +170,33 @@ def test_with_the_broker_down_a_submission_is_kept_and_sent_by_the_sweep(tmp_pat
             assert submissions_in_broker(REDIS, up.queue) == {r.json()["id"]}
             assert sweep_once(db, app, up).resent == []  # in the broker now: not sent twice
     redis_do("delete", up.queue)
+
+
+def test_a_broker_that_never_answers_gives_up_a_send_after_the_broker_timeout(tmp_path):
+    """A Redis that accepts connections and then hangs (a full disk, a stopped container behind a proxy) must not
+    hold the thread that sends for ever: the send fails after BROKER_TIMEOUT and the sweep sends again."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept_and_keep_silent() -> None:
+        with contextlib.suppress(OSError):  # the listener closed
+            while True:
+                held.append(listener.accept()[0])
+
+    threading.Thread(target=accept_and_keep_silent, daemon=True).start()
+    port = listener.getsockname()[1]
+    url = f"sqlite:///{tmp_path / 'lab.db'}"  # not used: the send alone is under test
+    settings = make_settings(tmp_path, url, broker_url=f"redis://127.0.0.1:{port}/0", broker_timeout=1)
+    outcome: list[bool] = []
+    with make_celery(settings) as app:
+        started = time.monotonic()
+        sender = threading.Thread(target=lambda: outcome.append(send(app, settings.queue, "s1", 1)), daemon=True)
+        sender.start()
+        sender.join(30)
+        took = time.monotonic() - started
+    listener.close()
+    assert outcome == [False], f"the send still waits after {took:.0f} s"
+    assert held and took < 15
 
 
 def test_health_answers_200_when_database_and_broker_answer(client):
