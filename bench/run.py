@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[bool], Row]] = {
     "sandbox": grading.bench_sandbox,
     "api": service.bench_api,
     "workers": service.bench_workers,
+    "scaling": service.bench_scaling,
 }
 
 
@@ -49,6 +50,7 @@ GOALS: dict[str, tuple[str, Callable[[Row], bool]]] = {
     "report": ("at most 3 s", lambda r: r.ours <= 3),
     "api": ("p99 at most 50 ms while workers are busy", lambda r: r.ours <= 50),
     "workers": ("2 workers at least 1.8x the throughput of 1", lambda r: r.ratio >= 1.8),
+    "scaling": ("the same, each worker with a CPU of its own", lambda r: r.ratio >= 1.8),
 }
 
 

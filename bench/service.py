@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -290,8 +291,11 @@ class Service:
 
         wait_for(answers, 60, f"the API to answer on {self.url}/api/health (log: {self.api.log})")
 
-    def start_worker(self, env: dict[str, str] | None = None) -> Process:
-        worker = Process(f"worker{len(self.workers)}", [*LABGRADER, "worker"], self.env | (env or {}), self.folder)
+    def start_worker(self, env: dict[str, str] | None = None, cpu: int | None = None) -> Process:
+        """A `labgrader worker`; with `cpu`, it and every process it starts run on that CPU only (taskset)."""
+        pin = [] if cpu is None else ["taskset", "--cpu-list", str(cpu)]
+        name = f"worker{len(self.workers)}"
+        worker = Process(name, [*pin, *LABGRADER, "worker"], self.env | (env or {}), self.folder)
         self.workers.append(worker)
         return worker
 
@@ -456,21 +460,31 @@ def bench_api(quick: bool) -> Row:
     return Row("api", get["p99_ms"], post["p99_ms"], what, unit="ms p99", details=details)
 
 
-def _grade_with_workers(n_workers: int, n: int) -> dict:
-    """N submissions queued before any worker runs; then n_workers start at once: the time until all are done."""
+def _grade_with_workers(n_workers: int, n: int, own_cpu: bool = False) -> dict:
+    """N submissions queued before any worker runs; then n_workers start at once: the time until all are done.
+    Shared: the workers share the machine's CPUs, each given its share (as docs/deploy.md says). own_cpu: worker i
+    runs on CPU i alone with a share of 1, as on a machine of its own (the API and Redis still use any CPU)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if own_cpu and len(cpus) < n_workers:
+        raise BenchSetupError(f"{n_workers} workers on CPUs of their own need {n_workers} CPUs; this process has "
+                              f"{len(cpus)}")  # fmt: skip
     with Service(f"workers{n_workers}", students=n) as svc, httpx.Client(timeout=60) as client:
         svc.start_api()
         ids = [svc.submit(client, token) for token in svc.tokens]
         t0 = time.perf_counter()
-        share = {"LABGRADER_GRADING_CPUS": str(max(1, (os.cpu_count() or 1) // n_workers))}  # as docs/deploy.md says
-        workers = [svc.start_worker(share) for _ in range(n_workers)]
+        share = {"LABGRADER_GRADING_CPUS": "1" if own_cpu else str(max(1, len(cpus) // n_workers))}
+        workers = [svc.start_worker(share, cpus[i] if own_cpu else None) for i in range(n_workers)]
         ready: dict[str, float] = {}
         final: dict[str, dict] = {}
+        seen_cpus: dict[str, set[int]] = {w.name: set() for w in workers}  # by each worker's processes
 
         def all_finished() -> bool:
             for w in workers:
                 if w.name not in ready and svc.worker_ready(w):
                     ready[w.name] = time.perf_counter() - t0
+                for pid in process_tree(w.pid):
+                    with contextlib.suppress(OSError):
+                        seen_cpus[w.name] |= os.sched_getaffinity(pid)
             for sid, token in zip(ids, svc.tokens, strict=True):
                 if sid not in final:
                     r = client.get(f"{svc.url}/api/submissions/{sid}", headers={"Authorization": f"Bearer {token}"})
@@ -485,6 +499,8 @@ def _grade_with_workers(n_workers: int, n: int) -> dict:
         failed = {sid: s.get("error") for sid, s in final.items() if s["status"] != Status.done}
         if failed:
             raise AssertionError(f"{len(failed)} of {n} gradings failed: {failed}")
+        if own_cpu and any(seen_cpus[w.name] != {cpus[i]} for i, w in enumerate(workers)):
+            raise AssertionError(f"a worker's processes left the CPU it was given: {seen_cpus}")
         with Database(svc.database_url) as db, db.session() as s:
             spans = s.execute(select(Submission.started_at, Submission.finished_at)).all()
     grading = sorted((f - s).total_seconds() for s, f in spans)
@@ -494,9 +510,30 @@ def _grade_with_workers(n_workers: int, n: int) -> dict:
         "span": (max(f for _, f in spans) - min(s for s, _ in spans)).total_seconds(),
         "grading_mean": sum(grading) / len(grading),
         "cpu": cpu,
+        "cpus_seen": {name: sorted(c) for name, c in seen_cpus.items()},
         "score": sum(s["score"] for s in final.values()) / n,
         "max_score": next(iter(final.values()))["max_score"],
     }
+
+
+def _workers_table(one: dict, two: dict, n: int, labels: tuple[str, str]) -> list[str]:
+    """The two runs side by side, and whether every grading got the reference's score."""
+
+    def line(label: str, r: dict) -> str:
+        cpu = " + ".join(f"{c:.0f}" for c in r["cpu"])
+        return (f"| {label} | {r['seconds']:.1f} | {n / r['seconds'] * 60:.2f} | {r['ready']:.1f} | {r['span']:.1f} "
+                f"| {r['grading_mean']:.1f} | {cpu} | {sum(r['cpu']) / r['seconds']:.2f} |")  # fmt: skip
+
+    return [
+        "| workers | wall s | gradings/min | workers ready after s | span s | mean grading s | CPU s per worker "
+        "| CPUs busy |",
+        "|---|---:|---:|---:|---:|---:|---|---:|",
+        line(labels[0], one),
+        line(labels[1], two),
+        "",
+        f"Every grading done, mean score {one['score']:.1f} / {one['max_score']:.0f} (1 worker) and "
+        f"{two['score']:.1f} / {two['max_score']:.0f} (2 workers) in fast mode.",
+    ]
 
 
 def bench_workers(quick: bool) -> Row:
@@ -506,15 +543,12 @@ def bench_workers(quick: bool) -> Row:
     n = 2 if quick else 6
     one, two = _grade_with_workers(1, n), _grade_with_workers(2, n)
     ratio = one["seconds"] / two["seconds"]
+    cpus, cpu_one, cpu_two = len(os.sched_getaffinity(0)), sum(one["cpu"]) / n, sum(two["cpu"]) / n
+    ceiling = cpus / cpu_two * one["seconds"] / n
     what = (
         f"{n} fast-mode gradings: 1 worker {one['seconds']:.1f} s ({n / one['seconds'] * 60:.1f}/min), 2 workers "
         f"{two['seconds']:.1f} s ({n / two['seconds'] * 60:.1f}/min); {ratio:.2f}x"
     )
-
-    def line(label: str, r: dict) -> str:
-        cpu = " + ".join(f"{c:.0f}" for c in r["cpu"])
-        return (f"| {label} | {r['seconds']:.1f} | {n / r['seconds'] * 60:.2f} | {r['ready']:.1f} | {r['span']:.1f} "
-                f"| {r['grading_mean']:.1f} | {cpu} | {sum(r['cpu']) / r['seconds']:.2f} |")  # fmt: skip
 
     details = [
         f"{n} submissions of examples/reference_solution.py from {n} students, queued over the API before the "
@@ -524,20 +558,107 @@ def bench_workers(quick: bool) -> Row:
         "finished (the database's times); CPU: user + system time of each worker's process tree (pool process and "
         "sandbox children included, startup too), from /proc.",
         "",
-        "| workers | wall s | gradings/min | workers ready after s | span s | mean grading s | CPU s per worker "
-        "| CPUs busy |",
-        "|---|---:|---:|---:|---:|---:|---|---:|",
-        line("1 (baseline)", one),
-        line("2 (ours)", two),
+        *_workers_table(one, two, n, ("1 (baseline)", "2 (ours)")),
         "",
-        f"Every grading done, mean score {one['score']:.1f} / {one['max_score']:.0f} (1 worker) and "
-        f"{two['score']:.1f} / {two['max_score']:.0f} (2 workers) in fast mode.",
-        "",
-        f"This machine has {os.cpu_count()} CPUs and one worker alone keeps {sum(one['cpu']) / one['seconds']:.2f} of "
-        f"them busy (two sandbox tasks at once), so a second worker that spent as much CPU per grading could fill "
-        f"only the idle rest: {(os.cpu_count() or 1) * one['seconds'] / sum(one['cpu']):.2f}x. CPU per grading: "
-        f"{sum(one['cpu']) / n:.1f} s with 1 worker, {sum(two['cpu']) / n:.1f} s with 2 (one task and one thread "
-        "each). The ratio shows that, not how the service scales across machines, where each worker brings its own "
-        "CPUs.",
+        f"This machine has {cpus} CPUs and one worker alone keeps {sum(one['cpu']) / one['seconds']:.2f} of them busy "
+        f"(two sandbox tasks at once). CPU per grading: {cpu_one:.1f} s with 1 worker, {cpu_two:.1f} s with 2 (one "
+        f"task and one thread each), so 2 workers on {cpus} CPUs could finish at most {cpus} / {cpu_two:.1f} gradings "
+        f"a second, {ceiling:.2f}x what one worker did, however they are scheduled. The ratio shows that, not how the "
+        "service scales across machines, where each worker brings its own CPUs (`scaling`).",
     ]
     return Row("workers", one["seconds"], two["seconds"], what, details=details)
+
+
+# A CPU-bound probe: single-thread SGD steps of an MNIST-sized MLP (the kernels of the grading's longest tasks).
+CPU_PROBE = """
+import time, torch
+torch.set_num_threads(1)
+torch.manual_seed(0)
+x, y = torch.randn(128, 784), torch.randint(0, 10, (128,))
+m = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(), torch.nn.Linear(512, 512), torch.nn.ReLU(),
+                        torch.nn.Linear(512, 10))
+opt = torch.optim.SGD(m.parameters(), lr=0.01)
+t = time.perf_counter()
+for _ in range(STEPS):
+    opt.zero_grad()
+    torch.nn.functional.cross_entropy(m(x), y).backward()
+    opt.step()
+print(time.perf_counter() - t)
+"""
+
+
+def _probe_on(cpus: list[int], steps: int) -> list[float]:
+    """Run the probe once on each of `cpus` at the same time; each copy's seconds."""
+    code = CPU_PROBE.replace("STEPS", str(steps))
+    procs = [subprocess.Popen(["taskset", "--cpu-list", str(c), sys.executable, "-c", code], stdout=subprocess.PIPE,
+                              text=True) for c in cpus]  # fmt: skip
+    outs = [proc.communicate(timeout=600)[0] for proc in procs]
+    if any(proc.returncode for proc in procs):
+        raise BenchSetupError(f"the CPU probe failed: {[proc.returncode for proc in procs]}")
+    return [float(out) for out in outs]
+
+
+def cpu_pair_rounds(rounds: int, steps: int) -> list[tuple[float, float, float]]:
+    """Rounds of the probe: one copy alone on the first CPU, then one copy on each of the first two at once; the
+    seconds of the lone copy and of the two copies of each round."""
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    if len(cpus) < 2:
+        raise BenchSetupError("the scaling benchmark needs 2 CPUs")
+    out = []
+    for _ in range(rounds):
+        (t,) = _probe_on(cpus[:1], steps)
+        t0, t1 = _probe_on(cpus, steps)
+        out.append((t, t0, t1))
+    return out
+
+
+def cpu_pair_ceiling(rounds: list[tuple[float, float, float]]) -> dict:
+    """What two CPUs of this machine deliver against one: each round's ratio is the pair's work per second
+    (1/t0 + 1/t1) against the lone copy's (1/t), measured seconds apart; the median over rounds resists the
+    machine's drift between minutes."""
+    ratios = [t * (1 / t0 + 1 / t1) for t, t0, t1 in rounds]
+    return {"alone": statistics.median(t for t, _, _ in rounds),
+            "pair": statistics.median(x for _, t0, t1 in rounds for x in (t0, t1)),
+            "ceiling": statistics.median(ratios), "low": min(ratios), "high": max(ratios),
+            "rounds": len(rounds)}  # fmt: skip
+
+
+def bench_scaling(quick: bool) -> Row:
+    """Throughput as workers are added with CPUs of their own (how the service scales across machines): 1 worker
+    on one CPU (baseline) against 2 workers, each on a CPU of its own, on the same queue; otherwise as `workers`."""
+    n = 2 if quick else 6
+    rounds, steps = (1, 60) if quick else (3, 400)
+    probe = cpu_pair_rounds(rounds, steps)  # before, between and after the gradings: the machine drifts
+    one = _grade_with_workers(1, n, own_cpu=True)
+    probe += cpu_pair_rounds(rounds, steps)
+    two = _grade_with_workers(2, n, own_cpu=True)
+    machine = cpu_pair_ceiling(probe + cpu_pair_rounds(rounds, steps))
+    ratio = one["seconds"] / two["seconds"]
+    what = (
+        f"{n} fast-mode gradings, one CPU per worker: 1 worker {one['seconds']:.1f} s "
+        f"({n / one['seconds'] * 60:.1f}/min), 2 workers {two['seconds']:.1f} s ({n / two['seconds'] * 60:.1f}/min); "
+        f"{ratio:.2f}x; the 2 CPUs' own ceiling {machine['ceiling']:.2f}x"
+    )
+    cpu_one, cpu_two = sum(one["cpu"]) / n, sum(two["cpu"]) / n
+    details = [
+        "As `workers`, but each worker runs on a CPU of its own (`taskset`, inherited by its sandbox children) with "
+        "LABGRADER_GRADING_CPUS=1: one sandbox task at a time and one torch thread, as on a 1-CPU machine per "
+        "worker. The API, Redis and this script are not pinned and use whatever CPU is free. CPUs allowed to each "
+        "worker's processes, sandbox children included (read every 0.5 s; the run fails if a worker leaves its CPU): "
+        f"{'; '.join(f'{w} {c}' for w, c in two['cpus_seen'].items())}.",
+        "",
+        *_workers_table(one, two, n, ("1 on one CPU (baseline)", "2 on a CPU each (ours)")),
+        "",
+        f"CPU per grading: {cpu_one:.1f} s with 1 worker, {cpu_two:.1f} s with 2 ({cpu_two / cpu_one:.2f}x: what two "
+        "workers cost each other beyond their CPUs, in memory bandwidth, caches and the shared API and Redis).",
+        "",
+        f"The machine's own ceiling, measured in the same run: a CPU-bound probe (single-thread SGD steps of an "
+        f"MNIST-sized MLP) took {machine['alone']:.2f} s alone on one CPU and {machine['pair']:.2f} s with a copy on "
+        f"the other CPU at the same time (medians of {machine['rounds']} rounds, a third each before, between and "
+        f"after the gradings), so two CPUs here delivered {machine['ceiling']:.2f}x one (rounds from "
+        f"{machine['low']:.2f}x to {machine['high']:.2f}x; below 2x, the two CPUs share the host's cores, caches and "
+        f"memory with other tenants). Two workers reached {ratio / machine['ceiling']:.0%} of that. What else "
+        f"separates them from 2x: the workers' start ({one['ready']:.1f} and {two['ready']:.1f} s, in each wall once), "
+        "the API, Redis and this script's polling on the same CPUs, and the machine's drift between the two runs.",
+    ]
+    return Row("scaling", one["seconds"], two["seconds"], what, details=details)

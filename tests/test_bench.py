@@ -1,6 +1,7 @@
 """The benchmark script runs and writes its table (a smoke run with --quick; timings are never asserted)."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -48,3 +49,20 @@ def test_bench_api_quick_loads_a_real_service(tmp_path):
 def test_bench_refuses_an_unknown_name():
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "nope"], capture_output=True, text=True)
     assert done.returncode == 2 and "unknown benchmark 'nope'" in done.stderr
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="two workers on CPUs of their own need 2 CPUs")
+def test_bench_scaling_quick_pins_each_worker_to_its_own_cpu(tmp_path):
+    """Two real workers, each kept on one CPU with its sandbox children; the machine's own 2-CPU ceiling is measured
+    in the same run."""
+    out = tmp_path / "b.md"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "scaling", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-5000:]
+    row = next(line for line in done.stdout.splitlines() if line.startswith("scaling "))
+    assert "one CPU per worker" in row and "the 2 CPUs' own ceiling" in row
+    table = out.read_text()
+    assert "| scaling: the same, each worker with a CPU of its own |" in table
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    assert f"worker0 [{cpus[0]}]; worker1 [{cpus[1]}]" in table  # what the benchmark saw, sandbox children included
+    assert "Every grading done, mean score 95.0 / 95 (1 worker) and 95.0 / 95 (2 workers)" in table
