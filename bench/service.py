@@ -376,6 +376,19 @@ def run_wrk(svc: Service, method: str, path: str, expected: int, seconds: int, c
     return stats
 
 
+def _require_cpus(n: int) -> list[int]:
+    """The CPUs this process may use, when there are at least n for workers (or probes) on a CPU of their own."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < n:
+        raise BenchSetupError(f"the scaling benchmark pins {n} workers to a CPU each, but this process may use "
+                              f"{len(cpus)} CPU(s) ({cpus}): run it on a machine with {n} or more, outside a CPU "
+                              "mask such as taskset's")  # fmt: skip
+    if shutil.which("taskset") is None:
+        raise BenchSetupError("the scaling benchmark pins workers with taskset, which is not installed: "
+                              "apt-get install util-linux")  # fmt: skip
+    return cpus
+
+
 def _require_wrk() -> None:
     if shutil.which("wrk") is None:
         raise BenchSetupError("the api benchmark drives the API with wrk, which is not installed: "
@@ -464,10 +477,7 @@ def _grade_with_workers(n_workers: int, n: int, own_cpu: bool = False) -> dict:
     """N submissions queued before any worker runs; then n_workers start at once: the time until all are done.
     Shared: the workers share the machine's CPUs, each given its share (as docs/deploy.md says). own_cpu: worker i
     runs on CPU i alone with a share of 1, as on a machine of its own (the API and Redis still use any CPU)."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if own_cpu and len(cpus) < n_workers:
-        raise BenchSetupError(f"{n_workers} workers on CPUs of their own need {n_workers} CPUs; this process has "
-                              f"{len(cpus)}")  # fmt: skip
+    cpus = _require_cpus(n_workers) if own_cpu else sorted(os.sched_getaffinity(0))
     with Service(f"workers{n_workers}", students=n) as svc, httpx.Client(timeout=60) as client:
         svc.start_api()
         ids = [svc.submit(client, token) for token in svc.tokens]
@@ -476,15 +486,18 @@ def _grade_with_workers(n_workers: int, n: int, own_cpu: bool = False) -> dict:
         workers = [svc.start_worker(share, cpus[i] if own_cpu else None) for i in range(n_workers)]
         ready: dict[str, float] = {}
         final: dict[str, dict] = {}
-        seen_cpus: dict[str, set[int]] = {w.name: set() for w in workers}  # by each worker's processes
+        seen_cpus: dict[str, set[int]] = {w.name: set() for w in workers}  # own_cpu: by each worker's processes
 
         def all_finished() -> bool:
             for w in workers:
                 if w.name not in ready and svc.worker_ready(w):
                     ready[w.name] = time.perf_counter() - t0
-                for pid in process_tree(w.pid):
-                    with contextlib.suppress(OSError):
-                        seen_cpus[w.name] |= os.sched_getaffinity(pid)
+            if own_cpu:
+                stats = _proc_stats()
+                for w in workers:
+                    for pid in process_tree(w.pid, stats):
+                        with contextlib.suppress(OSError):
+                            seen_cpus[w.name] |= os.sched_getaffinity(pid)
             for sid, token in zip(ids, svc.tokens, strict=True):
                 if sid not in final:
                     r = client.get(f"{svc.url}/api/submissions/{sid}", headers={"Authorization": f"Bearer {token}"})
@@ -601,9 +614,7 @@ def _probe_on(cpus: list[int], steps: int) -> list[float]:
 def cpu_pair_rounds(rounds: int, steps: int) -> list[tuple[float, float, float]]:
     """Rounds of the probe: one copy alone on the first CPU, then one copy on each of the first two at once; the
     seconds of the lone copy and of the two copies of each round."""
-    cpus = sorted(os.sched_getaffinity(0))[:2]
-    if len(cpus) < 2:
-        raise BenchSetupError("the scaling benchmark needs 2 CPUs")
+    cpus = _require_cpus(2)[:2]
     out = []
     for _ in range(rounds):
         (t,) = _probe_on(cpus[:1], steps)

@@ -66,3 +66,13 @@ def test_bench_scaling_quick_pins_each_worker_to_its_own_cpu(tmp_path):
     cpus = sorted(os.sched_getaffinity(0))[:2]
     assert f"worker0 [{cpus[0]}]; worker1 [{cpus[1]}]" in table  # what the benchmark saw, sandbox children included
     assert "Every grading done, mean score 95.0 / 95 (1 worker) and 95.0 / 95 (2 workers)" in table
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset (util-linux)")
+def test_bench_scaling_on_one_cpu_says_what_it_needs():
+    cpu = str(min(os.sched_getaffinity(0)))
+    done = subprocess.run(["taskset", "--cpu-list", cpu, sys.executable, str(ROOT / "bench" / "run.py"), "scaling"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 2
+    assert "scaling cannot run" in done.stderr and "may use 1 CPU(s)" in done.stderr
+    assert "run it on a machine with 2 or more" in done.stderr and "Traceback" not in done.stderr
