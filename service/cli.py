@@ -40,13 +40,23 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def uvicorn_options(settings: Settings) -> dict:
+    """How every API process runs: the protocol that caps request headers in size, number and time
+    (service/api/http.py), a bound on connections, and the proxies trusted to name the client."""
+    from service.api.http import PROTOCOL
+
+    return {"http": PROTOCOL, "limit_concurrency": settings.max_connections, "timeout_keep_alive": 5,
+            "forwarded_allow_ips": settings.forwarded_allow_ips, "proxy_headers": True}  # fmt: skip
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     upgrade(settings.sqlalchemy_url)
     # each API process builds its app (and reads its settings) from the environment
     uvicorn.run("service.api.app:create_app", factory=True, host=args.host or settings.host,
-                port=args.port or settings.port, workers=settings.api_workers, log_level="info")  # fmt: skip
+                port=args.port or settings.port, workers=settings.api_workers, log_level="info",
+                **uvicorn_options(settings))  # fmt: skip
     return 0
 
 

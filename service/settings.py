@@ -27,6 +27,19 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(1_000_000, description="largest accepted submission file")
     rate_limit: int = Field(20, description="submissions per student and assignment within RATE_WINDOW_SECONDS")
     rate_window_seconds: int = Field(3600, description="the window of RATE_LIMIT")
+    max_header_bytes: int = Field(
+        32768, ge=1024, description="largest request line and headers together; larger: 431 and the connection closed"
+    )
+    max_headers: int = Field(100, ge=10, description="most header fields in one request; more: 431")
+    header_timeout_seconds: float = Field(
+        10, gt=0, description="seconds a client has to send a request's line and headers; later: 408 and closed"
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="connections one API process holds at once; a request beyond them is answered 503"
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1", description="proxies whose X-Forwarded-For names the client (comma-separated, or *)"
+    )
 
     # the queue and the workers
     queue: str = Field("grading", description="Celery queue that submissions are sent to (GPU workers: grading-gpu)")
