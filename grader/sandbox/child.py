@@ -44,6 +44,8 @@ from safetensors.torch import load_file, save
 from grader.device import deterministic
 from grader.sandbox import lab_tasks
 from grader.sandbox.protocol import (
+    _MESSAGE_MAX,
+    _TRACEBACK_MAX,
     ALLOWED_DTYPES,
     CONTRACT_NAMES,
     INPUTS_FILE,
@@ -53,6 +55,7 @@ from grader.sandbox.protocol import (
     SUBMISSION_FILE,
     TENSOR_NAME_RE,
     ContractError,
+    FailureKind,
     ForwardParams,
     SandboxFailure,
     TaskRequest,
@@ -72,6 +75,8 @@ _MEMORY_ERRORS = (MemoryError, torch.OutOfMemoryError)
 _MAX_FRAMES = 20
 _DUMP_MARGIN_S = 0.5
 _MAX_EXCEPTION_TEXT = 1000
+_MAX_NAME = 200  # an exception's class name or a function's name, as shown
+_MAX_SOURCE_LINE = 300  # a line of the student's file, as shown in a traceback
 _SHOWN_AS = "submission.py"
 
 
@@ -237,17 +242,40 @@ def _wire_tensors(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
 # --- failures ----------------------------------------------------------------------------------
 
 
+def _failure(kind: FailureKind, message: str, traceback: str | None = None) -> SandboxFailure:
+    """A failure whose texts fit the protocol's limits (whatever the student's names and messages hold), so that
+    building it cannot fail; the grading side cleans them again."""
+    message = _shorten(message, _MESSAGE_MAX)
+    if traceback is not None:
+        if len(traceback) > _TRACEBACK_MAX:  # keep the end: its last line says what was raised
+            half = _TRACEBACK_MAX // 2 - 10
+            traceback = f"{traceback[:half]}\n...\n{traceback[-half:]}"
+        traceback = _shorten(traceback, _TRACEBACK_MAX)
+    return SandboxFailure(kind=kind, message=message, traceback=traceback)
+
+
+def _shorten(text: str, limit: int) -> str:
+    """At most `limit` characters, and encodable as UTF-8 (lone surrogates would make the reply invalid JSON)."""
+    if len(text) > limit:
+        text = text[: limit - 4] + " ..."
+    return text.encode("utf-8", errors="replace").decode("utf-8")
+
+
+def _type_name(error: BaseException) -> str:
+    return _shorten(type(error).__name__, _MAX_NAME)
+
+
 def _import_failure(error: BaseException, path: Path, request: TaskRequest) -> SandboxFailure:
     stage = "the grader was importing your file"
     if isinstance(error, SyntaxError) and error.filename == str(path):
-        return SandboxFailure(
+        return _failure(
             kind="syntax_error",
             message=f"Your file has a syntax error on line {error.lineno}: {error.msg}. Fix it so that "
             "`python submission.py` runs without errors.",
             traceback=_syntax_traceback(error),
         )
     if isinstance(error, SystemExit):
-        return SandboxFailure(
+        return _failure(
             kind="exit",
             message=f"Your file called sys.exit() (or exit()/quit()) with code {error.code!r} while {stage}. "
             'Remove that call, or move it under `if __name__ == "__main__":`.',
@@ -268,13 +296,13 @@ def _import_failure(error: BaseException, path: Path, request: TaskRequest) -> S
             "when the grader imports it: fix the error, or move experiments under "
             '`if __name__ == "__main__":`.'
         )
-    return SandboxFailure(kind="import_error", message=message, traceback=_student_traceback(error, path))
+    return _failure(kind="import_error", message=message, traceback=_student_traceback(error, path))
 
 
 def _task_failure(error: BaseException, module: types.ModuleType, path: Path, request: TaskRequest) -> SandboxFailure:
     stage = _task_stage(request)
     if isinstance(error, SystemExit):
-        return SandboxFailure(
+        return _failure(
             kind="exit",
             message=f"Your code called sys.exit() (or exit()/quit()) with code {error.code!r} while {stage}. "
             "Functions the grader calls must return normally; remove that call.",
@@ -284,14 +312,14 @@ def _task_failure(error: BaseException, module: types.ModuleType, path: Path, re
     if limit is not None:
         return limit
     if isinstance(error, ContractError):
-        return SandboxFailure(kind="contract", message=_text(error, path), traceback=_student_traceback(error, path))
+        return _failure(kind="contract", message=_text(error, path), traceback=_student_traceback(error, path))
     if isinstance(error, AttributeError) and getattr(error, "obj", None) is module:
-        return SandboxFailure(
+        return _failure(
             kind="missing_name",
             message=f"Your file does not define `{error.name}`, which the grader needs. Define it at the top "
             "level of your file, spelled exactly like this.",
         )
-    return SandboxFailure(
+    return _failure(
         kind="exception",
         message=f"Your code raised {_exception_line(error, path)} while {stage}. The traceback shows "
         "where in your file.",
@@ -336,7 +364,7 @@ def _limit_failure(error: BaseException, path: Path, request: TaskRequest, stage
         )
     else:
         return None
-    return SandboxFailure(kind=kind, message=message, traceback=_student_traceback(error, path))
+    return _failure(kind=kind, message=message, traceback=_student_traceback(error, path))
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -357,9 +385,9 @@ def _student_traceback(error: BaseException, path: Path) -> str | None:
     if len(frames) > _MAX_FRAMES:
         lines.append(f"  ... {len(frames) - _MAX_FRAMES} earlier frames not shown ...")
     for frame in frames[-_MAX_FRAMES:]:
-        lines.append(f'  File "{_SHOWN_AS}", line {frame.lineno}, in {frame.name}')
+        lines.append(f'  File "{_SHOWN_AS}", line {frame.lineno}, in {_shorten(frame.name, _MAX_NAME)}')
         if frame.line:
-            lines.append(f"    {frame.line.strip()}")
+            lines.append(f"    {_shorten(frame.line.strip(), _MAX_SOURCE_LINE)}")
     lines.append(_exception_line(error, path))
     return "\n".join(lines)
 
@@ -369,17 +397,17 @@ def _syntax_traceback(error: SyntaxError) -> str:
     if error.text:
         text = error.text.rstrip("\n")
         stripped = text.lstrip()
-        lines.append(f"    {stripped}")
+        lines.append(f"    {_shorten(stripped, _MAX_SOURCE_LINE)}")
         if error.offset:
             caret = max(0, error.offset - 1 - (len(text) - len(stripped)))
             lines.append("    " + " " * caret + "^")
-    lines.append(f"{type(error).__name__}: {error.msg}")
+    lines.append(f"{type(error).__name__}: {_shorten(str(error.msg), _MAX_EXCEPTION_TEXT)}")
     return "\n".join(lines)
 
 
 def _exception_line(error: BaseException, path: Path) -> str:
     text = _text(error, path)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return f"{_type_name(error)}: {text}" if text else _type_name(error)
 
 
 def _text(error: BaseException, path: Path) -> str:
@@ -387,10 +415,7 @@ def _text(error: BaseException, path: Path) -> str:
         text = str(error)
     except Exception:  # a student's exception class may fail to print itself
         text = "<the exception's message could not be printed>"
-    text = text.replace(str(path), _SHOWN_AS)
-    if len(text) > _MAX_EXCEPTION_TEXT:
-        text = text[:_MAX_EXCEPTION_TEXT] + " ..."
-    return text
+    return _shorten(text.replace(str(path), _SHOWN_AS), _MAX_EXCEPTION_TEXT)
 
 
 # --- reply -------------------------------------------------------------------------------------
@@ -412,7 +437,7 @@ def _write_reply(job: Path, token: str, outcome: Outcome, output_mb: int) -> Non
         except OSError as error:
             if error.errno != errno.EFBIG:
                 raise
-            outcome = SandboxFailure(
+            outcome = _failure(
                 kind="output_limit",
                 message=f"The results of your code ({len(outputs) // 1024 // 1024} MB) are larger than the "
                 f"{output_mb} MB output limit. Make your models return outputs of the expected size.",

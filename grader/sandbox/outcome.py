@@ -1,4 +1,9 @@
-"""Turning how the sandboxed child ended into a :class:`SandboxReply` for the student (trusted side)."""
+"""Turning how the sandboxed child ended into a :class:`SandboxReply` for the student (trusted side).
+
+Every text in the reply (failure message and traceback, the child's meta, the log tail) comes from the child or
+from the student's file: it is cleaned here (grader.text: no escape sequences or control characters, cut to the
+documented lengths) before anything on the trusted side keeps, prints or renders it.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +13,35 @@ from pathlib import Path
 
 from grader.sandbox.process import ChildExit
 from grader.sandbox.protocol import OUTPUTS_FILE, REPLY_FILE, FailureKind, Limits, SandboxFailure
-from grader.sandbox.reply import InvalidReply, SandboxReply, read_reply
+from grader.sandbox.reply import InvalidReply, SandboxReply, clean_reply, read_reply
+from grader.text import MESSAGE_LIMIT, TRACEBACK_LIMIT, clean
 
 _MEMORY_WORDS = ("bad_alloc", "Cannot allocate memory", "out of memory", "MemoryError")
 #: Faulthandler dumps: one block per thread, each listing the most recent call first.
 _DUMP_THREAD = re.compile(r"^(?:Current thread|Thread) 0x[0-9a-f]+", re.MULTILINE)
 _DUMP_FRAME = re.compile(r'^\s*File "[^"]*/job/submission\.py", line (\d+) in (\S+)', re.MULTILINE)
 _FATAL_ERROR = re.compile(r"^Fatal Python error: (.+)$", re.MULTILINE)
+_MAX_SOURCE_LINE = 300  # a line of the student's file, as shown in a traceback
 
 
 def reply_for(child: ChildExit, job: Path, token: str, limits: Limits, stage: str, source: list[str]) -> SandboxReply:
     """The reply for a job: a failure when the child timed out, was killed or exited abnormally, else
     what it left in ``job``, validated. ``stage`` says where to look for slow code ("in circle_model()");
-    ``source`` holds the lines of the student's file, for tracebacks.
+    ``source`` holds the lines of the student's file, for tracebacks. Every text in the reply is cleaned.
     """
+    return clean_reply(_reply_for(child, job, token, limits, stage, source))
+
+
+def _reply_for(child: ChildExit, job: Path, token: str, limits: Limits, stage: str, source: list[str]) -> SandboxReply:
     log_tail = child.log_tail.decode("utf-8", errors="replace")
 
     def failed(kind: FailureKind, message: str, traceback: str | None = None) -> SandboxReply:
-        failure = SandboxFailure(kind=kind, message=message, traceback=traceback)
+        # cut before the model is built: its length limits must not turn a long text into an exception here
+        failure = SandboxFailure(
+            kind=kind,
+            message=clean(message, MESSAGE_LIMIT),
+            traceback=None if traceback is None else clean(traceback, TRACEBACK_LIMIT, lines=True),
+        )
         return SandboxReply(False, {}, {}, failure, log_tail, child.wall_seconds)
 
     if child.timed_out:
@@ -103,7 +119,7 @@ def _dumped_traceback(log_tail: str, last_line: str, source: list[str]) -> str |
     for number, name in reversed(frames):
         lines.append(f'  File "submission.py", line {number}, in {name}')
         if 0 < int(number) <= len(source) and source[int(number) - 1].strip():
-            lines.append(f"    {source[int(number) - 1].strip()}")
+            lines.append(f"    {clean(source[int(number) - 1].strip(), _MAX_SOURCE_LINE)}")
     lines.append(last_line)
     return "\n".join(lines)
 

@@ -28,6 +28,7 @@ from grader.sandbox.protocol import (
     Limits,
     SandboxFailure,
 )
+from grader.text import LOG_TAIL_LIMIT, MESSAGE_LIMIT, META_LIMIT, TRACEBACK_LIMIT, clean, clean_data
 
 _MIB = 1024 * 1024
 
@@ -45,6 +46,24 @@ class SandboxReply:
     #: The last bytes of the child's combined stdout/stderr, decoded with errors="replace".
     log_tail: str
     wall_seconds: float
+
+
+def clean_reply(reply: SandboxReply) -> SandboxReply:
+    """The reply with every text the child controls cleaned (grader.text): the failure's message and traceback,
+    every string in the meta data (its keys included) and the log tail."""
+    failure = reply.failure
+    if failure is not None:
+        traceback = None if failure.traceback is None else clean(failure.traceback, TRACEBACK_LIMIT, lines=True)
+        failure = SandboxFailure(kind=failure.kind, message=clean(failure.message, MESSAGE_LIMIT), traceback=traceback)
+    meta = clean_data(reply.meta, META_LIMIT)
+    return SandboxReply(
+        ok=reply.ok,
+        meta=meta if isinstance(meta, dict) else {},
+        tensors=reply.tensors,
+        failure=failure,
+        log_tail=clean(reply.log_tail, LOG_TAIL_LIMIT, lines=True),
+        wall_seconds=reply.wall_seconds,
+    )
 
 
 class InvalidReply(Exception):
