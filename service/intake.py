@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from service.models import Assignment, Enrollment, Student, Submission, utcnow
@@ -58,6 +58,15 @@ def find_assignment(session: Session, student: Student, assignment_id: str) -> A
 
 
 def check_rate(session: Session, student: Student, assignment_id: str, limit: int, window_seconds: int) -> None:
+    """Rejected(429) when the student has `limit` submissions to the assignment within the window. The count holds
+    under concurrency: first the student's enrollment row is written (a no-op update), which takes its row lock on
+    PostgreSQL and the database's write lock on SQLite until the caller's transaction ends; a concurrent submission
+    of the same student and assignment waits there, and counts after this one is committed or rolled back."""
+    session.execute(
+        update(Enrollment)
+        .where(Enrollment.student_pk == student.id, Enrollment.assignment_id == assignment_id)
+        .values(assignment_id=Enrollment.assignment_id)
+    )
     since = utcnow() - timedelta(seconds=window_seconds)
     recent = select(Submission.created_at).where(
         Submission.student_pk == student.id, Submission.assignment_id == assignment_id, Submission.created_at >= since

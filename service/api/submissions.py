@@ -80,7 +80,6 @@ def submit(
     settings = state.settings
     try:
         target = find_assignment(session, student, assignment)
-        session.execute(select(Student.id).where(Student.id == student.id).with_for_update())  # one at a time
         check_rate(session, student, target.id, settings.rate_limit, settings.rate_window_seconds)
         data = file.file.read(settings.max_upload_bytes + 1)
         filename = check_file(file.filename, data, settings.max_upload_bytes)
