@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import signal
@@ -9,52 +10,92 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from grader.sandbox.isolation import Launch
+from grader.sandbox.protocol import SECCOMP_FD
+
+if TYPE_CHECKING:
+    from grader.sandbox.cgroups import JobCgroup
+    from grader.sandbox.isolation import Launch
 
 #: How long to wait for killed processes to disappear before giving up on them.
 _REAP_TIMEOUT_S = 30.0
 _REAP_POLL_S = 0.01
-#: How often ``on_tick`` runs while the child works.
-_TICK_S = 0.5
+#: How often the budget is checked and ``on_tick`` runs while the child works.
+_TICK_S = 0.25
+
+
+StopReason = Literal["timeout", "cpu_time", "idle", "process_limit", "memory"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a job may use before the grader stops it. CPU and idle time are counted over its cgroup, where it
+    has one; wall-clock time is only a backstop, since a busy machine slows every job down."""
+
+    wall_seconds: float
+    cpu_seconds: float | None = None
+    idle_seconds: float | None = None
 
 
 @dataclass(frozen=True)
 class ChildExit:
     """How the child's process tree ended."""
 
-    timed_out: bool
+    #: Why the grader stopped the job; None when it ended by itself.
+    stopped: StopReason | None
     #: Exit code, or None when the child was killed by a signal.
     exit_code: int | None
     #: Signal that killed the child (exit codes above 128 are read as signals, like a shell does).
     signal: int | None
-    #: CPU time of the child and all descendants that were waited for.
+    #: CPU time of the whole job (its cgroup), or of the child and the descendants that were waited for.
     cpu_seconds: float
     wall_seconds: float
     log_tail: bytes
+    #: Time the job spent neither running nor waiting for a CPU (None: not measured, no cgroup).
+    idle_seconds: float | None = None
+    memory_peak_mb: float | None = None
+
+    @property
+    def timed_out(self) -> bool:
+        return self.stopped == "timeout"
 
 
 def run_child(
     launch: Launch,
     log_path: Path,
     stdin_data: bytes,
-    wall_seconds: float,
+    budget: Budget | float,
     tail_bytes: int,
     on_tick: Callable[[], None] | None = None,
+    *,
+    job: JobCgroup | None = None,
+    fds: dict[int, int] | None = None,
 ) -> ChildExit:
     """Run ``launch`` in a new session with its stdout and stderr written to ``log_path``, calling
-    ``on_tick`` about twice a second while it runs.
+    ``on_tick`` about twice a second while it runs, and stop it when it exceeds ``budget`` (a number: wall
+    seconds only).
 
-    ``stdin_data`` is written to the child's stdin (it must fit in a pipe buffer). On return, the child
-    and every process in its process group are gone; processes in its PID namespace die with it.
+    ``stdin_data`` is written to the child's stdin (it must fit in a pipe buffer); ``fds`` maps descriptor
+    numbers the child must find to open descriptors of ours, on top of ``launch.fds``. ``job`` is the cgroup
+    the launch enters: it is watched (CPU, idle time, memory and process limits) and killed at the end. On
+    return, the child and every process of its job are gone.
     """
+    if not isinstance(budget, Budget):
+        budget = Budget(wall_seconds=budget)
     log_fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    watch = _Watch(budget, job)
     try:
         start = time.monotonic()
-        pid = _spawn(launch, log_fd, stdin_data)
+        pid = _spawn(launch, log_fd, stdin_data, {**launch.fds, **(fds or {})})
+        stopped: StopReason | None = None
         try:
-            timed_out = not _wait_exit(pid, wall_seconds, on_tick)
+            stopped = _wait_exit(pid, budget.wall_seconds, on_tick, watch)
         finally:
+            if job is not None:
+                if stopped in ("cpu_time", "idle"):
+                    _dump_stack(job, launch.python)
+                job.kill()
             _kill_group(pid)
             _, status, usage = os.wait4(pid, 0)
         wall = time.monotonic() - start
@@ -63,32 +104,77 @@ def run_child(
         os.close(log_fd)
     code = os.waitstatus_to_exitcode(status)
     sig = -code if code < 0 else code - 128 if code > 128 and _is_signal(code - 128) else None
+    counted = job.usage() if job is not None else None
+    if stopped is None and counted is not None:  # killed by the kernel for a job-wide limit at the very end
+        stopped = "memory" if counted.oom_kills else "process_limit" if counted.pids_limit_hits else None
+    cpu = counted.cpu_seconds if counted is not None and counted.cpu_seconds is not None else None
     return ChildExit(
-        timed_out=timed_out,
+        stopped=stopped,
         exit_code=None if sig is not None else code,
         signal=sig,
-        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        cpu_seconds=cpu if cpu is not None else usage.ru_utime + usage.ru_stime,
         wall_seconds=wall,
         log_tail=tail,
+        idle_seconds=watch.idle if watch.counts_idle else None,
+        memory_peak_mb=counted.memory_peak_mb if counted is not None else None,
     )
 
 
-def _spawn(launch: Launch, log_fd: int, stdin_data: bytes) -> int:
+class _Watch:
+    """Checks a running job against its budget at every tick; counts its idle time."""
+
+    def __init__(self, budget: Budget, job: JobCgroup | None) -> None:
+        self.budget, self.job = budget, job
+        self.idle = 0.0
+        self.counts_idle = job is not None and job.cpu_seconds() is not None
+        self._last = time.monotonic()
+        self._cpu = 0.0
+
+    def __call__(self) -> StopReason | None:
+        if self.job is None:
+            return None
+        now = time.monotonic()
+        elapsed, self._last = now - self._last, now
+        usage = self.job.usage()
+        if usage.pids_limit_hits:
+            return "process_limit"
+        if usage.oom_kills:
+            return "memory"
+        if usage.cpu_seconds is None:
+            return None
+        if self.budget.cpu_seconds is not None and usage.cpu_seconds > self.budget.cpu_seconds:
+            return "cpu_time"
+        # Running or waiting for a CPU (throttled included) is activity; the rest of the time it slept.
+        active = usage.cpu_seconds - self._cpu + self.job.run_delay_seconds()
+        self._cpu = usage.cpu_seconds
+        self.idle += max(0.0, elapsed - active)
+        if self.budget.idle_seconds is not None and self.idle > self.budget.idle_seconds:
+            return "idle"
+        return None
+
+
+def _spawn(launch: Launch, log_fd: int, stdin_data: bytes, fds: dict[int, int]) -> int:
     read_end, write_end = os.pipe()
+    # Sources first moved above every target number, so that no dup2 below overwrites a source still needed.
+    sources: dict[int, int] = {target: fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64) for target, fd in fds.items()}
+    if launch.seccomp is not None:
+        memfd = os.memfd_create("labgrader-seccomp", os.MFD_CLOEXEC)
+        os.write(memfd, launch.seccomp)
+        os.lseek(memfd, 0, os.SEEK_SET)
+        sources[SECCOMP_FD] = fcntl.fcntl(memfd, fcntl.F_DUPFD_CLOEXEC, 64)
+        os.close(memfd)
     try:
-        pid = os.posix_spawn(
-            launch.argv[0],
-            launch.argv,
-            launch.env,
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, read_end, 0),
-                (os.POSIX_SPAWN_DUP2, log_fd, 1),
-                (os.POSIX_SPAWN_DUP2, log_fd, 2),
-            ],
-            setsid=True,
-        )
+        actions = [
+            (os.POSIX_SPAWN_DUP2, read_end, 0),
+            (os.POSIX_SPAWN_DUP2, log_fd, 1),
+            (os.POSIX_SPAWN_DUP2, log_fd, 2),
+            *((os.POSIX_SPAWN_DUP2, source, target) for target, source in sorted(sources.items())),
+        ]
+        pid = os.posix_spawn(launch.argv[0], launch.argv, launch.env, file_actions=actions, setsid=True)
     finally:
         os.close(read_end)
+        for source in sources.values():
+            os.close(source)
     try:
         os.write(write_end, stdin_data)
     except BrokenPipeError:  # the child is already gone; its exit status tells why
@@ -98,8 +184,10 @@ def _spawn(launch: Launch, log_fd: int, stdin_data: bytes) -> int:
     return pid
 
 
-def _wait_exit(pid: int, timeout_s: float, on_tick: Callable[[], None] | None) -> bool:
-    """Wait (without reaping) until ``pid`` exits; False on timeout."""
+def _wait_exit(
+    pid: int, timeout_s: float, on_tick: Callable[[], None] | None, watch: Callable[[], StopReason | None]
+) -> StopReason | None:
+    """Wait (without reaping) until ``pid`` exits (None) or ``watch`` or the wall-clock limit stop it (the reason)."""
     pidfd = os.pidfd_open(pid)
     deadline = time.monotonic() + timeout_s
     try:
@@ -107,12 +195,50 @@ def _wait_exit(pid: int, timeout_s: float, on_tick: Callable[[], None] | None) -
         poller.register(pidfd, select.POLLIN)
         while (remaining := deadline - time.monotonic()) > 0:
             if poller.poll(min(remaining, _TICK_S) * 1000):
-                return True
+                return None
+            if (reason := watch()) is not None:
+                return reason
             if on_tick is not None:
                 on_tick()
-        return bool(poller.poll(0))
+        return None if poller.poll(0) else "timeout"
     finally:
         os.close(pidfd)
+
+
+def _dump_stack(job: JobCgroup, python: list[str]) -> None:
+    """Have the job's first Python process (the command line ``python``) print its stack to the log
+    (faulthandler, on SIGXCPU) before it is killed, so that the student sees where the code was. Best effort:
+    waits at most a second."""
+    oldest: tuple[int, int] | None = None
+    wanted = [part.encode() for part in python]
+    for pid in job.pids():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().split(b"\0")[: len(wanted)] != wanted:
+                    continue
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                started = int(f.read().rsplit(b")", 1)[1].split()[19])
+        except (OSError, ValueError, IndexError):
+            continue
+        if oldest is None or started < oldest[0]:
+            oldest = (started, pid)
+    if oldest is None:
+        return
+    try:
+        os.kill(oldest[1], signal.SIGXCPU)
+    except OSError:
+        return
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline and Path(f"/proc/{oldest[1]}").exists() and _alive(oldest[1]):
+        time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except OSError:
+        return False
 
 
 def _kill_group(pgid: int) -> None:

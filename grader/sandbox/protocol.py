@@ -18,6 +18,12 @@ INPUTS_FILE = "inputs.safetensors"
 REPLY_FILE = "reply.json"
 OUTPUTS_FILE = "outputs.safetensors"
 PROGRESS_FILE = "progress"  # "done total", rewritten by lab tasks as they go; for display only
+#: The child writes its reply, outputs and progress to these inherited descriptors, opened by the parent on files
+#: outside the sandbox: the child's own folder is a tmpfs that ends with it, and the host's disk holds no more of
+#: a job than these files and its log, each at most ``Limits.output_mb`` (RLIMIT_FSIZE).
+REPLY_FD, OUTPUTS_FD, PROGRESS_FD = 3, 4, 5
+#: Descriptors that only bubblewrap reads (the user namespace and the seccomp filter); the child closes them.
+USERNS_FD, SECCOMP_FD = 6, 7
 
 #: Tensor names accepted in both directions.
 TENSOR_NAME_RE = re.compile(r"^[A-Za-z0-9_./-]{1,200}$")
@@ -33,6 +39,7 @@ FailureKind = Literal[
     "memory",
     "output_limit",
     "process_limit",
+    "idle",
     "exit",
     "crash",
     "syntax_error",
@@ -56,15 +63,22 @@ class ContractError(Exception):
 
 
 class Limits(BaseModel):
-    """Resource limits for one sandboxed job."""
+    """Resource limits for one sandboxed job (one task). Where the host has cgroups, CPU time, memory and
+    processes are counted over the whole job (see :mod:`grader.sandbox.cgroups`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    wall_seconds: float = Field(default=120, gt=0)
+    #: Wall-clock backstop; a busy machine slows a job down, so budgets are counted in CPU and idle time first.
+    wall_seconds: float = Field(default=600, gt=0)
+    #: CPU time of all the job's processes together (per process where the host has no cgroups).
     cpu_seconds: float = Field(default=600, gt=0)
+    #: Time the job may spend neither running nor waiting for a CPU (sleeping, blocked), all of it added up.
+    idle_seconds: float = Field(default=20, gt=0)
+    #: Memory of all the job's processes and of its private /job, /tmp and /dev/shm together; also each
+    #: process's address space (RLIMIT_AS).
     memory_mb: int = Field(default=6144, gt=0)
     #: Processes *and threads* the job may have at once.
-    processes: int = Field(default=512, gt=0, le=1_000_000)
+    processes: int = Field(default=256, gt=0, le=1_000_000)
     #: Largest file the child may write (its stdout/stderr log and its outputs included).
     output_mb: int = Field(default=256, gt=0)
     reply_json_kb: int = Field(default=2048, gt=0)
@@ -81,6 +95,13 @@ class Isolation(BaseModel):
     filesystem: str
     limits: Limits
     notes: list[str]
+    #: cgroup features in force for every job: "cpu" (the grading's CPU quota), "cpuacct" (CPU time counted over
+    #: the job), "memory" (summed over the job), "pids" (processes and threads of the job).
+    cgroup: list[str] = []
+    #: The unprivileged host uid the student's code ran as (None: the grader's own uid).
+    sandbox_uid: int | None = None
+    #: Whether the seccomp filter was in force.
+    seccomp: bool = False
 
 
 class SandboxFailure(BaseModel):

@@ -8,26 +8,34 @@ submission file, a hidden path that would hide the sandbox's own files).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import safetensors.numpy
 
+from grader.sandbox.cgroups import GradingCgroup, JobCgroup, grading_cgroup
+from grader.sandbox.cleanup import remove_tree
 from grader.sandbox.isolation import job_dir, launch
 from grader.sandbox.outcome import reply_for
-from grader.sandbox.process import run_child
+from grader.sandbox.process import Budget, run_child
 from grader.sandbox.protocol import (
     ALLOWED_DTYPES,
     INPUTS_FILE,
+    OUTPUTS_FD,
+    OUTPUTS_FILE,
+    PROGRESS_FD,
     PROGRESS_FILE,
+    REPLY_FD,
+    REPLY_FILE,
     REQUEST_FILE,
     SUBMISSION_FILE,
     TENSOR_NAME_RE,
@@ -51,6 +59,7 @@ def run_task(
     threads: int | None = None,
     hidden_paths: Sequence[Path] = (),
     progress: Callable[[int, int], None] | None = None,
+    group: GradingCgroup | None = None,
 ) -> SandboxReply:
     """Run ``task`` on ``submission`` in a fresh sandboxed child process and return its validated reply.
 
@@ -58,14 +67,16 @@ def run_task(
     the task. ``threads`` sets torch's and OpenMP's thread count. ``hidden_paths`` are folders (or
     files) the child must not see, e.g. folders holding labels; only bubblewrap can hide them.
     ``progress(done, total)`` is called while the task runs, with what the task last reported (display only).
+    ``group`` is the grading's cgroup, whose CPU share the job gets; without one, the job gets a group of its
+    own limited to ``threads`` CPUs (where the host has cgroups).
     """
     request = _request(task, params, device, threads, limits, deadline=time.time() + limits.wall_seconds)
     _check_inputs(inputs)
     if not Path(submission).is_file():
         raise FileNotFoundError(f"submission {submission} does not exist")
     token = secrets.token_hex(32)
-    with tempfile.TemporaryDirectory(prefix="labgrader-job-", ignore_cleanup_errors=True) as tmp:
-        root = Path(tmp)
+    root = Path(tempfile.mkdtemp(prefix="labgrader-job-"))
+    try:
         job = job_dir(root)
         job.mkdir()
         shutil.copyfile(submission, job / SUBMISSION_FILE)
@@ -73,13 +84,49 @@ def run_task(
         (job / REQUEST_FILE).write_text(request.model_dump_json())
         arrays = {name: np.ascontiguousarray(array) for name, array in inputs.items()}
         safetensors.numpy.save_file(arrays, job / INPUTS_FILE)
-        spec = launch(root, limits=limits, device=device, threads=threads, hidden_paths=hidden_paths)
-        on_tick = None if progress is None else lambda: _forward_progress(job / PROGRESS_FILE, progress)
-        child = run_child(
-            spec, root / "log", f"{token}\n".encode(), limits.wall_seconds, limits.log_tail_bytes, on_tick
-        )
+        for name in (SUBMISSION_FILE, REQUEST_FILE, INPUTS_FILE):  # the sandbox's user reads them
+            (job / name).chmod(0o444)
+        with _job_cgroup(group, limits, threads) as cgroup, _out_files(job) as fds:
+            spec = launch(
+                root, limits=limits, device=device, threads=threads, hidden_paths=hidden_paths,
+                prefix=cgroup.enter_prefix() if cgroup is not None else (),
+            )  # fmt: skip
+            on_tick = None if progress is None else lambda: _forward_progress(job / PROGRESS_FILE, progress)
+            budget = Budget(limits.wall_seconds, limits.cpu_seconds, limits.idle_seconds)
+            child = run_child(
+                spec, root / "log", f"{token}\n".encode(), budget, limits.log_tail_bytes, on_tick, job=cgroup, fds=fds
+            )
         source = Path(submission).read_text(errors="replace").splitlines()
         return reply_for(child, job, token, limits, _stage(task, params), source)
+    finally:
+        remove_tree(root)
+
+
+@contextlib.contextmanager
+def _job_cgroup(group: GradingCgroup | None, limits: Limits, threads: int | None) -> Iterator[JobCgroup | None]:
+    with contextlib.ExitStack() as stack:
+        if group is None:
+            group = stack.enter_context(grading_cgroup(threads))
+        if group is None:
+            yield None
+            return
+        job = group.job(limits.memory_mb, limits.processes)
+        stack.callback(job.close)
+        yield job
+
+
+@contextlib.contextmanager
+def _out_files(job: Path) -> Iterator[dict[int, int]]:
+    """The files the child writes through descriptors (see protocol.REPLY_FD), created empty here."""
+    fds: dict[int, int] = {}
+    try:
+        for number, name in ((REPLY_FD, REPLY_FILE), (OUTPUTS_FD, OUTPUTS_FILE), (PROGRESS_FD, PROGRESS_FILE)):
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fds[number] = os.open(job / name, flags, 0o600)
+        yield fds
+    finally:
+        for fd in fds.values():
+            os.close(fd)
 
 
 def _request(task: str, params: dict, device: str, threads: int | None, limits: Limits, deadline: float) -> TaskRequest:

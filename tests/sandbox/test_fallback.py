@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from grader.sandbox import detect_isolation, isolation
+from grader.sandbox import cgroups, detect_isolation, isolation
 
 from .helpers import HOST, HOSTILE, LIMITS, forward, requires_pid_namespace, requires_process_limit, run
 
@@ -20,8 +20,10 @@ def without_bwrap(monkeypatch):
 
 @pytest.fixture
 def without_namespaces(monkeypatch):
+    """rlimits and a process group alone: no bubblewrap, no PID namespace and no cgroups."""
     host = dataclasses.replace(HOST, bwrap=None, unshare=None, pid_max=False)
     monkeypatch.setattr(isolation, "host_support", lambda: host)
+    monkeypatch.setattr(cgroups, "host", lambda: cgroups.CgroupHost(None, problem="none in this test"))
 
 
 def test_isolation_says_what_is_missing(without_bwrap):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from grader.sandbox import Limits, detect_isolation, isolation, run_task
+from grader.sandbox import Limits, cgroups, detect_isolation, isolation, run_task
 
 from .helpers import HOST, LIMITS, X, forward, requires_bwrap, run
 
@@ -143,8 +144,15 @@ def test_detect_isolation_reports_bubblewrap():
     assert isolation.method == "bubblewrap" and isolation.network_isolated
     assert isolation.limits == LIMITS
     assert "/job" in isolation.filesystem
-    expected = "at most 64 to 364 processes" if HOST.pid_max else "Processes:"
+    if "pids" in cgroups.host().features:
+        expected = "at most 64 processes and threads at once for the whole job (cgroup)"
+    else:
+        expected = "at most 64 to 364 processes" if HOST.pid_max else "Processes:"
     assert any(expected in note for note in isolation.notes)
+    assert isolation.cgroup == sorted(cgroups.host().features & {"cpu", "cpuacct", "memory", "pids"})
+    assert isolation.seccomp == (HOST.seccomp is not None)
+    if os.geteuid() == 0:  # root maps the student to an unprivileged host uid
+        assert isolation.sandbox_uid == HOST.sandbox_host_uid and isolation.sandbox_uid not in (None, 0)
 
 
 def test_grader_bugs_raise(valid, tmp_path):
