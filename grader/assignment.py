@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_ASSIGNMENT = Path(__file__).parent / "assignments" / "init-reg.toml"
 
@@ -15,9 +15,33 @@ class _Strict(BaseModel):
 
 
 class LimitsConfig(_Strict):
-    wall_seconds: float
-    cpu_seconds: float
-    memory_mb: int
+    """Each sandboxed task's limits. CPU budgets are derived from what the reference solution costs: a task that
+    takes the reference 3 s of CPU is not allowed 300 s."""
+
+    memory_mb: int = Field(gt=0)  # all processes of one task and its in-memory folders together
+    processes: int = Field(default=128, gt=0)  # processes and threads of one task at once
+    idle_seconds: float = Field(default=20, gt=0)  # neither running nor waiting for a CPU, added up
+    cpu_factor: float = Field(default=3, ge=1)  # CPU budget: cpu_factor x the task's reference cost ...
+    min_cpu_seconds: float = Field(default=10, gt=0)  # ... and at least this (per CPU thread of the task)
+    wall_factor: float = Field(default=10, ge=1)  # wall-clock backstop: this multiple of the time the CPU budget takes
+    min_wall_seconds: float = Field(default=120, gt=0)
+    #: All the tasks of one grading together: this multiple of the reference's total (none without references).
+    grading_cpu_factor: float = Field(default=2, ge=1)
+    #: CPU seconds each task of the reference solution took (one thread; `grader calibrate` measures them).
+    reference_cpu_seconds: dict[str, float] = Field(default_factory=dict)
+
+    def cpu_budget(self, task: str, threads: int = 1) -> float:
+        """The task's CPU budget; a task without a reference cost gets the largest one."""
+        reference = self.reference_cpu_seconds.get(task, max(self.reference_cpu_seconds.values(), default=0.0))
+        return max(self.min_cpu_seconds, self.cpu_factor * reference) * max(1, threads)
+
+    def grading_cpu_budget(self, threads: int = 1) -> float | None:
+        """CPU seconds that all the tasks of one grading may use together, or None without reference costs."""
+        total = sum(self.reference_cpu_seconds.values())
+        return self.grading_cpu_factor * total * max(1, threads) if total > 0 else None
+
+    def wall_budget(self, task: str, threads: int = 1) -> float:
+        return max(self.min_wall_seconds, self.wall_factor * self.cpu_budget(task, threads) / max(1, threads))
 
 
 class Regimes(_Strict):

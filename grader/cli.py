@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -88,6 +89,44 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> GradeResult | int:
         f"({result.device}, isolation: {result.isolation.method})."
     )
     return result
+
+
+def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
+    """Grade the reference solution with one CPU thread per task and print each task's CPU cost as the
+    [limits.reference_cpu_seconds] table of an assignment file (the budgets are multiples of it)."""
+    from grader.grading import GradingError, grade
+
+    try:
+        assignment = load_assignment(args.assignment)
+        measuring = assignment.model_copy(  # budgets that no reference solution reaches while it is measured
+            update={"limits": assignment.limits.model_copy(update={"min_cpu_seconds": 3600.0})}
+        )
+        result = grade(args.file, measuring, device=args.device, data_dir=args.data_dir, workers=2, cpus=2)
+    except (AssignmentError, GradingError, ValueError) as e:
+        console.print(f"[red]error:[/] {escape(str(e))}")
+        return 2
+    if result.score < result.max_score:
+        console.print(
+            f"[red]error:[/] {escape(args.file.name)} scored {result.score:g}/{result.max_score:g}: calibrate with a "
+            "solution that gets full marks, or its costs are not the reference's."
+        )
+        return 2
+    costs = {r.name: r.cpu_seconds for r in result.runs}
+    if any(cost is None for cost in costs.values()):
+        console.print("[red]error:[/] this host counts no CPU time per task (no cgroup); calibrate on a grading host.")
+        return 2
+    calibrated = assignment.limits.model_copy(update={"reference_cpu_seconds": costs})
+    print(f"[limits.reference_cpu_seconds]  # {args.file.name}, one thread per task, {result.finished_at:%Y-%m-%d}")
+    for name, cost in costs.items():
+        print(f"{name} = {cost:.1f}  # budget {calibrated.cpu_budget(name):.0f} s of CPU at one thread")
+    return 0
+
+
+def add_calibrate_arguments(g: argparse.ArgumentParser) -> None:
+    g.add_argument("file", type=Path, help="the reference solution (it must get full marks)")
+    g.add_argument("--assignment", type=Path, default=None, help="assignment TOML (default: the built-in lab)")
+    g.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where models run (default: auto)")
+    g.add_argument("--data-dir", type=Path, default=None, help="folder with MNIST IDX files (as for grade)")
 
 
 def add_grade_arguments(g: argparse.ArgumentParser) -> None:

@@ -19,8 +19,9 @@ from grader.data import CircleData, MnistData, load_mnist
 from grader.data.mnist import FASHION_MNIST_DEFAULT
 from grader.device import cpu_count, resolve_device
 from grader.result import CheckResult, Dataset, Failure, GradeResult, IsolationInfo, RunTiming, Submission
-from grader.sandbox import Limits, detect_isolation, run_task
-from grader.session import Session
+from grader.sandbox import detect_isolation, run_task
+from grader.sandbox.cgroups import GradingCgroup, grading_cgroup
+from grader.session import Session, task_limits
 
 GRADER_VERSION = "0.1.0"
 CONTRACT = ("circle_model", "SIGMAS", "deep_model", "mnist_model", "fold_batchnorm")
@@ -93,7 +94,6 @@ class Setup:
     device: str
     circle: CircleData
     mnist: MnistData
-    limits: Limits
     hidden: list[Path]  # folders the sandbox must not see (they hold labels)
 
 
@@ -105,21 +105,27 @@ def prepare(assignment: Assignment, device: str, data_dir: Path | None) -> Setup
         mnist = load_mnist(data_dir, a.mnist.n_train, a.mnist.n_val)
     except (FileNotFoundError, ValueError) as e:
         raise GradingError(str(e)) from e
-    limits = Limits(wall_seconds=a.limits.wall_seconds, cpu_seconds=a.limits.cpu_seconds, memory_mb=a.limits.memory_mb)
     hidden = outermost({Path(mnist.source), FASHION_MNIST_DEFAULT.parent} | ({data_dir} if data_dir else set()))
     circle = CircleData.make(a.circle.n_train, a.circle.n_val, a.seed)
-    return Setup(a, resolve_device(device), circle, mnist, limits, hidden)
+    return Setup(a, resolve_device(device), circle, mnist, hidden)
 
 
-def load(submission: Path, setup: Setup) -> tuple[Submission, dict[str, float] | None]:
+def load(
+    submission: Path, setup: Setup, group: GradingCgroup | None = None, threads: int = 1
+) -> tuple[Submission, dict[str, float] | None, RunTiming | None]:
     """Check the file and import it once in the sandbox to learn which contract names it defines."""
     sub, failure = read_submission(submission)
-    sigmas = None
+    sigmas, timing = None, None
     if failure is None:
-        limits = setup.limits.model_copy(update={"wall_seconds": min(60.0, setup.limits.wall_seconds)})
+        limits = task_limits(setup.assignment.limits, "load", threads)
         loaded = run_task(
-            submission, "load", params={}, inputs={}, limits=limits, device=setup.device, hidden_paths=setup.hidden
-        )
+            submission, "load", params={}, inputs={}, limits=limits, device=setup.device, hidden_paths=setup.hidden,
+            group=group, threads=threads,
+        )  # fmt: skip
+        timing = RunTiming(
+            name="load", task="load", seconds=loaded.wall_seconds, ok=loaded.ok, started_s=None,
+            cpu_seconds=loaded.cpu_seconds, memory_peak_mb=loaded.memory_peak_mb,
+        )  # fmt: skip
         if loaded.ok:
             sub.names, sigmas = _validated_load(loaded.meta)
         else:
@@ -127,7 +133,7 @@ def load(submission: Path, setup: Setup) -> tuple[Submission, dict[str, float] |
             f = loaded.failure
             failure = Failure(kind=f.kind, message=f.message, traceback=f.traceback)
     sub.load_failure = failure
-    return sub, sigmas
+    return sub, sigmas, timing
 
 
 def grade(
@@ -152,20 +158,24 @@ def grade(
     setup = prepare(assignment, device, data_dir)
     a = setup.assignment
     report("loading your file", 0, 1)
-    sub, sigmas = load(submission, setup)
-    if sub.load_failure is not None:
-        checks = [not_run(c.id, c.title, a.max_points(c.id), sub.load_failure, "Your file") for c in CHECKS]
-        runs: list[RunTiming] = []
-    else:
-        cpus = max(1, cpus or cpu_count())
-        lanes = workers or min(2, cpus)
-        checks, runs = _run_checks(submission, setup, sub.names, sigmas, lanes, max(1, cpus // lanes), report)
+    cpus = max(1, cpus or cpu_count())
+    lanes = workers or min(2, cpus)
+    threads = max(1, cpus // lanes)
+    # Every sandboxed task of this grading shares its CPUs and its CPU budget.
+    with grading_cgroup(cpus, a.limits.grading_cpu_budget(threads)) as group:
+        sub, sigmas, loaded = load(submission, setup, group, threads)
+        if sub.load_failure is not None:
+            checks = [not_run(c.id, c.title, a.max_points(c.id), sub.load_failure, "Your file") for c in CHECKS]
+            runs: list[RunTiming] = []
+        else:
+            checks, runs = _run_checks(submission, setup, sub.names, sigmas, lanes, threads, report, group)
+        runs = ([loaded] if loaded is not None else []) + runs
     datasets = [
         Dataset(name="circle", source="generated (the lab template's generator)", n_train=a.circle.n_train,
                 n_val=a.circle.n_val),
         Dataset(name=setup.mnist.name, source=setup.mnist.source, n_train=a.mnist.n_train, n_val=a.mnist.n_val),
     ]  # fmt: skip
-    isolation = detect_isolation(setup.limits)
+    isolation = detect_isolation(task_limits(a.limits, "load", threads))
     return GradeResult(
         grader_version=GRADER_VERSION, assignment_id=a.id, assignment_title=a.title, submission=sub,
         started_at=started, finished_at=datetime.now(UTC), seconds=time.monotonic() - t0, device=setup.device,
@@ -182,6 +192,7 @@ def _run_checks(
     workers: int,
     threads: int,
     report: Progress,
+    group: GradingCgroup | None,
 ) -> tuple[list[CheckResult], list[RunTiming]]:
     """Start every sandbox task (`workers` at a time), then score each check from the runs it needs."""
     fractions: dict[str, float] = {}
@@ -196,7 +207,7 @@ def _run_checks(
     session = Session(
         submission, setup.assignment, setup.circle, setup.mnist, names=names, sigmas=sigmas, device=setup.device,
         workers=workers, threads=threads, hidden_paths=setup.hidden,
-        on_progress=on_progress,
+        on_progress=on_progress, group=group,
     )  # fmt: skip
     a = setup.assignment
     try:
@@ -217,7 +228,15 @@ def _run_checks(
                 result = spec.fn(session, a)
             results.append(result.model_copy(update={"seconds": time.monotonic() - t}))
         runs = [
-            RunTiming(name=r.name, task=r.task, seconds=r.reply.wall_seconds, ok=r.reply.ok, started_s=r.started_s)
+            RunTiming(
+                name=r.name,
+                task=r.task,
+                seconds=r.reply.wall_seconds,
+                ok=r.reply.ok,
+                started_s=r.started_s,
+                cpu_seconds=r.reply.cpu_seconds,
+                memory_peak_mb=r.reply.memory_peak_mb,
+            )  # fmt: skip
             for r in session.finished()
         ]
         return results, runs

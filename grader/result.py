@@ -88,6 +88,9 @@ class IsolationInfo(BaseModel):
     filesystem: str
     limits: dict[str, Any]
     notes: list[str] = Field(default_factory=list)
+    cgroup: list[str] = Field(default_factory=list)  # cgroup features in force: cpu, cpuacct, memory, pids
+    sandbox_uid: int | None = None  # unprivileged host uid of the student's code (None: the grader's own)
+    seccomp: bool = False
 
 
 class RunTiming(BaseModel):
@@ -98,6 +101,8 @@ class RunTiming(BaseModel):
     seconds: float
     ok: bool
     started_s: float | None = None  # when it started, in seconds after the sandbox tasks were queued
+    cpu_seconds: float | None = None  # CPU time of all its processes (its cgroup; None where none was in force)
+    memory_peak_mb: float | None = None  # the most memory its processes and in-memory folders held at once
 
 
 class Submission(BaseModel):

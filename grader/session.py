@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from grader.assignment import Assignment
+from grader.assignment import Assignment, LimitsConfig
 from grader.batchnorm_teacher import inputs as teacher_inputs
 from grader.batchnorm_teacher import teacher_model
 from grader.data import CircleData, MnistData, circle_sample
 from grader.sandbox import Limits, SandboxFailure, SandboxReply, run_task
+from grader.sandbox.cgroups import GradingCgroup
 
 
 class BadReply(Exception):
@@ -70,6 +71,17 @@ class Run:
         return value if isinstance(value, dict) else {}
 
 
+def task_limits(config: LimitsConfig, task: str, threads: int) -> Limits:
+    """The sandbox limits of one task (named as in Session.start, or "load"), its budgets from its reference cost."""
+    return Limits(
+        wall_seconds=config.wall_budget(task, threads),
+        cpu_seconds=config.cpu_budget(task, threads),
+        idle_seconds=config.idle_seconds,
+        memory_mb=config.memory_mb,
+        processes=config.processes,
+    )
+
+
 def log_schedule(steps: int) -> list[int]:
     """Steps at which training logits are kept: every step for the first 20, then every 5th, and the last."""
     return sorted({*range(min(steps, 20) + 1), *range(0, steps + 1, 5), steps})
@@ -92,6 +104,7 @@ class Session:
         threads: int,
         hidden_paths: list[Path],
         on_progress: Callable[[str, float], None],
+        group: GradingCgroup | None = None,
     ) -> None:
         self.submission, self.assignment, self.circle_data, self.mnist_data = (
             submission,
@@ -100,9 +113,7 @@ class Session:
             mnist,
         )
         self.names, self.sigmas, self.device, self.threads = names, sigmas, device, threads
-        self.hidden_paths, self.on_progress = hidden_paths, on_progress
-        a = assignment.limits
-        self.limits = Limits(wall_seconds=a.wall_seconds, cpu_seconds=a.cpu_seconds, memory_mb=a.memory_mb)
+        self.hidden_paths, self.on_progress, self.group = hidden_paths, on_progress, group
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox")
         self._futures: dict[str, Future[Run]] = {}
         self._memo: dict[str, object] = {}
@@ -215,7 +226,8 @@ class Session:
         def job() -> Run:
             started = time.monotonic() - t0
             reply = run_task(
-                self.submission, task, params=params, inputs=arrays, limits=self.limits, device=self.device,
+                self.submission, task, params=params, inputs=arrays, device=self.device, group=self.group,
+                limits=task_limits(self.assignment.limits, name, self.threads),
                 threads=self.threads, hidden_paths=self.hidden_paths,
                 progress=lambda done, total: self.on_progress(name, done / total),
             )  # fmt: skip

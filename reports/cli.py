@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.console import Console
 
-from grader.cli import add_grade_arguments, cmd_grade, console
+from grader.cli import add_calibrate_arguments, add_grade_arguments, cmd_calibrate, cmd_grade, console
 from grader.result import GradeResult
 from reports.render import render_pdf
 
@@ -61,10 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("report", help="render the PDF report of a stored result.json again")
     r.add_argument("result", type=Path, help="a result.json written by grader grade")
     r.add_argument("--out", type=Path, required=True, help="the PDF file to write")
+    add_calibrate_arguments(
+        sub.add_parser("calibrate", help="measure each task's CPU cost on a reference solution (the budgets' base)")
+    )
     args = parser.parse_args(argv)
     out_console = console()
     if args.command == "report":
         return cmd_report(args, out_console)
+    if args.command == "calibrate":
+        return cmd_calibrate(args, out_console)
     graded = cmd_grade(args, out_console)
     if isinstance(graded, int):
         return graded

@@ -40,6 +40,7 @@ import functools
 import itertools
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -154,6 +155,7 @@ def _probe_v2(mount: tuple[Path, str], own_path: str) -> CgroupHost:
     own = _inside(*mount, own_path)
     wanted = ("cpu", "memory", "pids")
     try:
+        _writable(mount[0])
         available = (own / "cgroup.controllers").read_text().split()
         missing = [c for c in wanted if c not in available]
         if missing:
@@ -166,6 +168,15 @@ def _probe_v2(mount: tuple[Path, str], own_path: str) -> CgroupHost:
         return CgroupHost(2, problem=f"cgroup v2 controllers cannot be enabled under {own} ({error.strerror})")
     # cpu.stat's usage_usec and cgroup.kill are in the core of v2: accounting and kill need no controller.
     return CgroupHost(2, {"": base}, frozenset({"cpu", "cpuacct", "memory", "pids", "kill"}))
+
+
+def _writable(point: Path) -> None:
+    """Docker mounts a container's own cgroup namespace read-only; a root worker given CAP_SYS_ADMIN (as the
+    compose file does for the sandbox) may remount that view read-write. Nothing happens where it is writable."""
+    if os.access(point, os.W_OK) or os.geteuid() != 0:
+        return
+    with contextlib.suppress(OSError):
+        subprocess.run(["mount", "-o", "remount,rw", str(point)], capture_output=True, timeout=10, check=False)
 
 
 def _enable_v2(cgroup: Path, controllers: tuple[str, ...]) -> None:
@@ -397,7 +408,9 @@ def _keyed(text: str | None) -> dict[str, int]:
 class GradingCgroup:
     """The cgroup of one grading: its jobs share ``cpus`` CPUs (a quota); each job is a child cgroup."""
 
-    def __init__(self, cpus: float | None) -> None:
+    def __init__(self, cpus: float | None, cpu_budget: float | None = None) -> None:
+        #: CPU seconds all the grading's jobs may use together (None: no such budget).
+        self.cpu_budget = cpu_budget
         self.cg = host()
         with _lock:
             name = f"grading-{os.getpid()}-{next(_counter)}"
@@ -414,6 +427,23 @@ class GradingCgroup:
                 self.quota = self._group.write("cpu", "cpu.cfs_quota_us", str(quota))
         self._jobs = itertools.count()
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time of every job of the grading so far."""
+        if self.cg.version == 2:
+            for line in (self._group.read("", "cpu.stat") or "").splitlines():
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1]) / 1e6
+            return None
+        text = self._group.read("cpuacct", "cpuacct.usage")
+        return int(text) / 1e9 if text else None
+
+    def over_budget(self) -> bool:
+        """Whether the grading's jobs together used up its CPU budget."""
+        if self.cpu_budget is None:
+            return False
+        used = self.cpu_seconds()
+        return used is not None and used > self.cpu_budget
+
     def job(self, memory_mb: int, processes: int) -> JobCgroup:
         with _lock:
             name = f"job-{next(self._jobs)}"
@@ -424,13 +454,13 @@ class GradingCgroup:
 
 
 @contextlib.contextmanager
-def grading_cgroup(cpus: float | None) -> Iterator[GradingCgroup | None]:
+def grading_cgroup(cpus: float | None, cpu_budget: float | None = None) -> Iterator[GradingCgroup | None]:
     """A grading's cgroup for its jobs, or None where this host has no usable cgroups."""
     if not host():
         yield None
         return
     try:
-        grading = GradingCgroup(cpus)
+        grading = GradingCgroup(cpus, cpu_budget)
     except OSError:
         yield None
         return

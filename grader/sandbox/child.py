@@ -49,11 +49,13 @@ from grader.sandbox.protocol import (
     ALLOWED_DTYPES,
     CONTRACT_NAMES,
     INPUTS_FILE,
-    OUTPUTS_FILE,
-    REPLY_FILE,
+    OUTPUTS_FD,
+    REPLY_FD,
     REQUEST_FILE,
+    SECCOMP_FD,
     SUBMISSION_FILE,
     TENSOR_NAME_RE,
+    USERNS_FD,
     ContractError,
     FailureKind,
     ForwardParams,
@@ -69,7 +71,7 @@ _dumps = json.dumps
 _save = save
 _getpid = os.getpid
 _exit = os._exit
-_open, _write, _close, _replace = os.open, os.write, os.close, os.replace
+_pwrite, _ftruncate = os.pwrite, os.ftruncate
 _MEMORY_ERRORS = (MemoryError, torch.OutOfMemoryError)
 
 _MAX_FRAMES = 20
@@ -83,6 +85,9 @@ _SHOWN_AS = "submission.py"
 def main(job_dir: str) -> NoReturn:
     """Run the job in ``job_dir`` and end the process."""
     main_pid = _getpid()
+    for fd in (USERNS_FD, SECCOMP_FD):  # bubblewrap's, not the student's
+        with contextlib.suppress(OSError):
+            os.close(fd)
     job = Path(job_dir)
     os.chdir(job)
     token = _read_token()
@@ -99,7 +104,7 @@ def main(job_dir: str) -> NoReturn:
     if _getpid() != main_pid:
         _end_forked_copy(outcome)
     _flush_student_output()
-    _write_reply(job, token, outcome, request.limits.output_mb)
+    _write_reply(token, outcome, request.limits.output_mb)
     _exit(0)
 
 
@@ -427,33 +432,29 @@ def _flush_student_output() -> None:
             stream.flush()
 
 
-def _write_reply(job: Path, token: str, outcome: Outcome, output_mb: int) -> None:
-    """Write the outputs, then the reply (each via a temporary file and an atomic rename)."""
+def _write_reply(token: str, outcome: Outcome, output_mb: int) -> None:
+    """Write the outputs, then the reply, each over whatever its descriptor's file held."""
     if not isinstance(outcome, SandboxFailure):
         meta, outputs = outcome
         try:
-            _write_file(job / OUTPUTS_FILE, outputs)
+            _write_fd(OUTPUTS_FD, outputs)
             body = f'"ok": true, "failure": null, "meta": {meta}'
         except OSError as error:
             if error.errno != errno.EFBIG:
                 raise
-            outcome = _failure(
+            outcome = SandboxFailure(
                 kind="output_limit",
                 message=f"The results of your code ({len(outputs) // 1024 // 1024} MB) are larger than the "
                 f"{output_mb} MB output limit. Make your models return outputs of the expected size.",
             )
     if isinstance(outcome, SandboxFailure):
         body = f'"ok": false, "failure": {_dumps(outcome.model_dump(mode="json"))}, "meta": {{}}'
-    _write_file(job / REPLY_FILE, f'{{"token": {_dumps(token)}, {body}}}'.encode())
+    _write_fd(REPLY_FD, f'{{"token": {_dumps(token)}, {body}}}'.encode())
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    temporary = f"{path}.tmp"
-    fd = _open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[_write(fd, view) :]
-    finally:
-        _close(fd)
-    _replace(temporary, path)
+def _write_fd(fd: int, data: bytes) -> None:
+    """Replace the contents of the file open at ``fd`` (opened by the parent, outside the sandbox)."""
+    _ftruncate(fd, 0)
+    view, offset = memoryview(data), 0
+    while offset < len(view):
+        offset += _pwrite(fd, view[offset:], offset)

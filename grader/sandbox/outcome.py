@@ -7,6 +7,7 @@ documented lengths) before anything on the trusted side keeps, prints or renders
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import signal
 from pathlib import Path
@@ -29,7 +30,8 @@ def reply_for(child: ChildExit, job: Path, token: str, limits: Limits, stage: st
     what it left in ``job``, validated. ``stage`` says where to look for slow code ("in circle_model()");
     ``source`` holds the lines of the student's file, for tracebacks. Every text in the reply is cleaned.
     """
-    return clean_reply(_reply_for(child, job, token, limits, stage, source))
+    reply = clean_reply(_reply_for(child, job, token, limits, stage, source))
+    return dataclasses.replace(reply, cpu_seconds=child.cpu_seconds, memory_peak_mb=child.memory_peak_mb)
 
 
 def _reply_for(child: ChildExit, job: Path, token: str, limits: Limits, stage: str, source: list[str]) -> SandboxReply:
@@ -51,6 +53,9 @@ def _reply_for(child: ChildExit, job: Path, token: str, limits: Limits, stage: s
             f"infinite loop or very slow code {stage}.",
             _dumped_traceback(log_tail, "(your code was still running here when time ran out)", source),
         )
+    if child.stopped is not None:
+        kind, message = _stop_failure(child.stopped, limits, stage)
+        return failed(kind, message, _dumped_traceback(log_tail, "(your code was here when it was stopped)", source))
     if child.signal is not None:
         fatal = _FATAL_ERROR.search(log_tail)
         last_line = (
@@ -72,6 +77,39 @@ def _reply_for(child: ChildExit, job: Path, token: str, limits: Limits, stage: s
         return failed("exit", _exit_message(0))
     reply, tensors = read
     return SandboxReply(reply.ok, reply.meta, tensors, reply.failure, log_tail, child.wall_seconds)
+
+
+def _stop_failure(reason: str, limits: Limits, stage: str) -> tuple[FailureKind, str]:
+    """The failure for a job the grader stopped at a job-wide limit (counted over all its processes)."""
+    if reason == "cpu_time":
+        return "cpu_time", (
+            f"Your code used more than {limits.cpu_seconds:g} s of CPU time, all its processes and threads "
+            f"together (this task's CPU budget, several times what the reference solution needs). Look for an "
+            f"infinite loop or very slow code {stage}."
+        )
+    if reason == "grading_cpu":
+        return "cpu_time", (
+            "Your file used up the CPU time of its whole grading (all the grader's tasks together may use a few "
+            f"times what the reference solution needs in all), here {stage}. Look for infinite loops, busy "
+            "processes or threads, or very slow code in the functions the grader calls."
+        )
+    if reason == "idle":
+        return "idle", (
+            f"Your code sat idle for more than {limits.idle_seconds:g} s in all (sleeping or waiting, neither "
+            f"computing nor waiting for a CPU) {stage}. Remove sleeps and waits for input, the network or other "
+            "processes: the lab needs none."
+        )
+    if reason == "process_limit":
+        return "process_limit", (
+            f"Your code tried to run more than {limits.processes} processes and threads at once (the process "
+            f"limit of a task) {stage}. Do not start processes or threads in a loop; the lab does not need "
+            "multiprocessing."
+        )
+    return "memory", (
+        f"Your code was stopped because it used more than {limits.memory_mb} MB of memory, all its processes and "
+        f"the files it wrote to /tmp, /dev/shm and its working folder together (memory limit), {stage}. Use "
+        "smaller tensors or batches, and do not keep large objects or files you no longer need."
+    )
 
 
 def _signal_failure(child: ChildExit, log_tail: str, limits: Limits, stage: str) -> tuple[FailureKind, str]:

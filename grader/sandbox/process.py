@@ -25,7 +25,7 @@ _REAP_POLL_S = 0.01
 _TICK_S = 0.25
 
 
-StopReason = Literal["timeout", "cpu_time", "idle", "process_limit", "memory"]
+StopReason = Literal["timeout", "cpu_time", "grading_cpu", "idle", "process_limit", "memory"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class Budget:
     wall_seconds: float
     cpu_seconds: float | None = None
     idle_seconds: float | None = None
+    #: True once the grading this job belongs to used up its CPU budget (all its jobs together).
+    grading_spent: Callable[[], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def run_child(
             stopped = _wait_exit(pid, budget.wall_seconds, on_tick, watch)
         finally:
             if job is not None:
-                if stopped in ("cpu_time", "idle"):
+                if stopped in ("cpu_time", "grading_cpu", "idle"):
                     _dump_stack(job, launch.python)
                 job.kill()
             _kill_group(pid)
@@ -144,6 +146,8 @@ class _Watch:
             return None
         if self.budget.cpu_seconds is not None and usage.cpu_seconds > self.budget.cpu_seconds:
             return "cpu_time"
+        if self.budget.grading_spent is not None and self.budget.grading_spent():
+            return "grading_cpu"
         # Running or waiting for a CPU (throttled included) is activity; the rest of the time it slept.
         active = usage.cpu_seconds - self._cpu + self.job.run_delay_seconds()
         self._cpu = usage.cpu_seconds

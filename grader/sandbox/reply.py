@@ -46,6 +46,9 @@ class SandboxReply:
     #: The last bytes of the child's combined stdout/stderr, decoded with errors="replace".
     log_tail: str
     wall_seconds: float
+    #: CPU time and peak memory of the whole job, where its cgroup counted them.
+    cpu_seconds: float | None = None
+    memory_peak_mb: float | None = None
 
 
 def clean_reply(reply: SandboxReply) -> SandboxReply:

@@ -92,7 +92,8 @@ def run_task(
                 prefix=cgroup.enter_prefix() if cgroup is not None else (),
             )  # fmt: skip
             on_tick = None if progress is None else lambda: _forward_progress(job / PROGRESS_FILE, progress)
-            budget = Budget(limits.wall_seconds, limits.cpu_seconds, limits.idle_seconds)
+            spent = group.over_budget if group is not None and group.cpu_budget is not None else None
+            budget = Budget(limits.wall_seconds, limits.cpu_seconds, limits.idle_seconds, spent)
             child = run_child(
                 spec, root / "log", f"{token}\n".encode(), budget, limits.log_tail_bytes, on_tick, job=cgroup, fds=fds
             )
