@@ -92,6 +92,7 @@ def _stop_with_parent() -> None:
 
 
 def cmd_create_instructor(settings: Settings, args: argparse.Namespace) -> int:
+    from service.login import forget_account
     from service.security import hash_password
 
     password = args.password or getpass.getpass("Password: ")
@@ -105,6 +106,7 @@ def cmd_create_instructor(settings: Settings, args: argparse.Namespace) -> int:
         else:
             instructor.password_hash = hash_password(password)
             print(f"Instructor {args.email} exists: password changed.")
+        forget_account(s, settings, args.email)  # a throttled account may log in again at once
     return 0
 
 

@@ -156,3 +156,14 @@ class GradingAttempt(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[Outcome] = mapped_column(Enum(Outcome, native_enum=False, length=16), default=Outcome.running)
     __table_args__ = (UniqueConstraint("submission_id", "attempt"),)
+
+
+class LoginAttempts(Base):
+    """Instructor logins tried within the current window, per client address and per account (service/login.py).
+    Kept in the database so that every API process counts against the same limit."""
+
+    __tablename__ = "login_attempts"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)  # "address:IP" or "account:<sha256 of email>"
+    window_start: Mapped[float] = mapped_column(Float)  # epoch seconds: plain arithmetic on every backend
+    attempts: Mapped[int] = mapped_column(Integer)
+    __table_args__ = (Index("ix_login_attempts_window_start", "window_start"),)

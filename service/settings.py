@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = Field(
         "127.0.0.1,::1", description="proxies whose X-Forwarded-For names the client (comma-separated, or *)"
     )
+    login_limit_per_address: int = Field(
+        20, ge=1, description="instructor logins (dashboard or Basic auth) one client address may try per LOGIN_WINDOW"
+    )
+    login_limit_per_account: int = Field(
+        10, ge=1, description="logins to one instructor email (existing or not) per LOGIN_WINDOW; a success resets it"
+    )
+    login_window_seconds: int = Field(900, ge=1, description="the window of the LOGIN_LIMIT_* settings")
+    password_checks: int = Field(
+        1, ge=1, description="Argon2 password checks one API process runs at once (each a fraction of a second of CPU)"
+    )
 
     # the queue and the workers
     queue: str = Field("grading", description="Celery queue that submissions are sent to (GPU workers: grading-gpu)")

@@ -7,12 +7,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import anyio
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
+from service import login
 from service.api import instructors, submissions
 from service.api.deps import AppState, StateDep
 from service.api.limits import BodyLimit
@@ -20,6 +22,7 @@ from service.api.schemas import Health
 from service.dashboard import routes as dashboard
 from service.dashboard.auth import LoginRequired, login_redirect, secret_key
 from service.db import Database
+from service.login import dummy_hash
 from service.maintenance import sweep_once
 from service.queue import broker_answers, make_celery
 from service.settings import Settings
@@ -39,6 +42,7 @@ async def _sweep_forever(state: AppState) -> None:
         await asyncio.sleep(state.settings.sweep_interval_seconds)
         try:
             await run_in_threadpool(sweep_once, state.db, state.celery, state.settings)
+            await run_in_threadpool(login.prune, state.db, state.settings)
         except Exception:  # a database or broker hiccup must not end the loop
             log.exception("sweep failed; trying again in %s s", state.settings.sweep_interval_seconds)
 
@@ -49,8 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = AppState(settings, Database(settings.sqlalchemy_url), Storage(settings.storage_dir),
-                         make_celery(settings))  # fmt: skip
+                         make_celery(settings), anyio.CapacityLimiter(settings.password_checks),
+                         anyio.CapacityLimiter(login.RECORD_THREADS))  # fmt: skip
         app.state.labgrader = state
+        await run_in_threadpool(dummy_hash)  # made once, before the first login needs it (as slow as a check)
+        await run_in_threadpool(login.prune, state.db, settings)
         sweeper = asyncio.create_task(_sweep_forever(state)) if settings.sweep_interval_seconds > 0 else None
         try:
             yield

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio
 from celery import Celery
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -25,6 +26,8 @@ class AppState:
     db: Database
     storage: Storage
     celery: Celery
+    password_checks: anyio.CapacityLimiter  # Argon2 checks at once in this process (service/login.py)
+    login_records: anyio.CapacityLimiter  # threads counting login attempts at once (service/login.py)
 
 
 async def get_state(request: Request) -> AppState:

@@ -5,27 +5,33 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from sqlalchemy import select
 
+from service import login
 from service.api.deps import SessionDep, StateDep
 from service.api.schemas import Problem, Regraded, SubmissionList
 from service.api.submissions import public
 from service.maintenance import regrade_and_send
 from service.models import Assignment, Instructor, Submission
-from service.security import verify_password
 
 basic = HTTPBasic(auto_error=False, description="the instructor's email and password")
 
 
-def current_instructor(
-    session: SessionDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)]
+async def current_instructor(
+    request: Request, state: StateDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)]
 ) -> Instructor:
+    """Throttled and checked off the event loop (service/login.py): a flood of wrong passwords is answered 429."""
     instructor = None
     if credentials is not None:
-        instructor = session.scalar(select(Instructor).where(Instructor.email == credentials.username.lower()))
-    if instructor is None or not verify_password(instructor.password_hash, credentials.password):
+        try:
+            instructor = await login.authenticate(state, credentials.username, credentials.password,
+                                                  login.client_address(request))  # fmt: skip
+        except (login.Throttled, login.Busy) as e:
+            code = status.HTTP_429_TOO_MANY_REQUESTS if isinstance(e, login.Throttled) else 503
+            raise HTTPException(code, str(e), headers={"Retry-After": str(e.retry_after)}) from None
+    if instructor is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "Instructor email or password is wrong (an instructor account is made with labgrader create-instructor).",
@@ -38,7 +44,11 @@ CurrentInstructor = Annotated[Instructor, Depends(current_instructor)]
 router = APIRouter(
     prefix="/api/instructor",
     tags=["instructors"],
-    responses={401: {"model": Problem, "description": "not an instructor"}},
+    responses={
+        401: {"model": Problem, "description": "not an instructor"},
+        429: {"model": Problem, "description": "too many login attempts (Retry-After says when to try again)"},
+        503: {"model": Problem, "description": "too many password checks at once (Retry-After)"},
+    },
 )
 
 

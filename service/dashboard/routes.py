@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from sqlalchemy import func, select
 
 from grader.assignment import AssignmentError, load_assignment
+from service import login as logins
 from service.api.deps import SessionDep, StateDep
 from service.dashboard import exports
 from service.dashboard.auth import CSRF_FIELD, SESSION_KEY, Csrf, Instructor_, csrf_token
@@ -21,9 +22,8 @@ from service.dashboard.grades import FILTERS, SORTS, check_columns, grade_table,
 from service.dashboard.overview import overview
 from service.dashboard.workers import workers_online
 from service.maintenance import regrade_and_send
-from service.models import Assignment, Enrollment, Instructor, Status, Submission
+from service.models import Assignment, Enrollment, Status, Submission
 from service.roster import RosterError, import_roster, parse_roster, tokens_csv
-from service.security import verify_password
 from service.storage import write_atomic
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "dashboard"
@@ -44,10 +44,11 @@ def _environment() -> jinja2.Environment:
 ENV = _environment()
 
 
-def page(request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
+def page(request: Request, template: str, status_code: int = 200, headers: dict[str, str] | None = None,
+         **context) -> HTMLResponse:  # fmt: skip
     html = ENV.get_template(template).render(request=request, csrf=csrf_token(request), csrf_field=CSRF_FIELD,
                                              path=request.url.path, **context)  # fmt: skip
-    return HTMLResponse(html, status_code=status_code)
+    return HTMLResponse(html, status_code=status_code, headers=headers)
 
 
 def back(url: str, **flash: str) -> RedirectResponse:
@@ -69,10 +70,16 @@ def login_form(request: Request, next: str = "/dashboard") -> HTMLResponse:
 
 
 @router.post("/login", dependencies=[Csrf])
-def login(request: Request, session: SessionDep, email: Annotated[str, Form()], password: Annotated[str, Form()],
-          next: Annotated[str, Form()] = "/dashboard") -> Response:  # fmt: skip
-    instructor = session.scalar(select(Instructor).where(Instructor.email == email.strip().lower()))
-    if instructor is None or not verify_password(instructor.password_hash, password):
+async def login(request: Request, state: StateDep, email: Annotated[str, Form()], password: Annotated[str, Form()],
+                next: Annotated[str, Form()] = "/dashboard") -> Response:  # fmt: skip
+    """Throttled, and the password checked off the event loop (service/login.py)."""
+    try:
+        instructor = await logins.authenticate(state, email, password, logins.client_address(request))
+    except (logins.Throttled, logins.Busy) as e:
+        code = 429 if isinstance(e, logins.Throttled) else 503
+        return page(request, "login.html.j2", status_code=code, headers={"Retry-After": str(e.retry_after)},
+                    next=next, error=str(e))  # fmt: skip
+    if instructor is None:
         return page(request, "login.html.j2", status_code=401, next=next, error="Wrong email or password.")
     request.session.clear()  # a new session (and CSRF token) after login
     request.session[SESSION_KEY] = instructor.id
