@@ -105,7 +105,8 @@ def cmd_create_instructor(settings: Settings, args: argparse.Namespace) -> int:
             print(f"Instructor {args.email} created.")
         else:
             instructor.password_hash = hash_password(password)
-            print(f"Instructor {args.email} exists: password changed.")
+            instructor.session_version += 1  # every dashboard session of the old password ends
+            print(f"Instructor {args.email} exists: password changed, and their dashboard sessions ended.")
         forget_account(s, settings, args.email)  # a throttled account may log in again at once
     return 0
 

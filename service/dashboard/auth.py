@@ -16,6 +16,7 @@ from service.settings import Settings
 from service.storage import write_atomic
 
 SESSION_KEY = "instructor"
+VERSION_KEY = "version"  # the instructor's session_version when the session began
 CSRF_KEY = "csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -64,10 +65,34 @@ async def check_csrf(request: Request) -> None:
                             "reload the page and try again.")  # fmt: skip
 
 
-def current_instructor(request: Request, session: SessionDep) -> Instructor:
+def start_session(request: Request, instructor: Instructor) -> None:
+    """A new session (and CSRF token) for the instructor, valid until they log out or their password changes."""
+    request.session.clear()
+    request.session[SESSION_KEY] = instructor.id
+    request.session[VERSION_KEY] = instructor.session_version
+    csrf_token(request)
+
+
+def session_instructor(request: Request, session: SessionDep) -> Instructor | None:
+    """The instructor of a live session: the cookie's signature proves it was issued, its version that it was not
+    ended since (a cookie copied before a logout or a password change carries an older one)."""
     instructor_id = request.session.get(SESSION_KEY)
     instructor = session.get(Instructor, instructor_id) if isinstance(instructor_id, int) else None
+    if instructor is None or request.session.get(VERSION_KEY) != instructor.session_version:
+        return None
+    return instructor
+
+
+def end_sessions(instructor: Instructor) -> None:
+    """Every session of the instructor ends, on every browser (the caller's transaction commits it)."""
+    instructor.session_version += 1
+
+
+def current_instructor(request: Request, session: SessionDep) -> Instructor:
+    instructor = session_instructor(request, session)
     if instructor is None:
+        for key in (SESSION_KEY, VERSION_KEY):  # an ended session's cookie is dropped (its CSRF token kept)
+            request.session.pop(key, None)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target if request.method == "GET" else "/dashboard")
     return instructor

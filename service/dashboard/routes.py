@@ -17,7 +17,15 @@ from grader.assignment import AssignmentError, load_assignment
 from service import login as logins
 from service.api.deps import SessionDep, StateDep
 from service.dashboard import exports
-from service.dashboard.auth import CSRF_FIELD, SESSION_KEY, Csrf, Instructor_, csrf_token
+from service.dashboard.auth import (
+    CSRF_FIELD,
+    Csrf,
+    Instructor_,
+    csrf_token,
+    end_sessions,
+    session_instructor,
+    start_session,
+)
 from service.dashboard.grades import FILTERS, SORTS, check_columns, grade_table, select_rows
 from service.dashboard.overview import overview
 from service.dashboard.workers import workers_online
@@ -81,14 +89,16 @@ async def login(request: Request, state: StateDep, email: Annotated[str, Form()]
                     next=next, error=str(e))  # fmt: skip
     if instructor is None:
         return page(request, "login.html.j2", status_code=401, next=next, error="Wrong email or password.")
-    request.session.clear()  # a new session (and CSRF token) after login
-    request.session[SESSION_KEY] = instructor.id
-    csrf_token(request)
+    start_session(request, instructor)
     return back(next if next.startswith("/") and not next.startswith("//") else "/dashboard")
 
 
 @router.post("/logout", dependencies=[Csrf])
-def logout(request: Request) -> Response:
+def logout(request: Request, session: SessionDep) -> Response:
+    """Ends the session on the server too: a copy of the cookie opens nothing afterwards."""
+    instructor = session_instructor(request, session)
+    if instructor is not None:
+        end_sessions(instructor)
     request.session.clear()
     return back("/login")
 
