@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import SUBMISSIONS
 
+from grader import load_assignment
 from grader.sandbox import cgroups
 from grader.sandbox.cleanup import remove_tree
 from grader.sandbox.isolation import host_support
@@ -56,11 +57,15 @@ def test_cpu_fork_bomb_in_the_model_factories_is_contained(tmp_path):
     result, seconds = grade_cli("cpu_fork_bomb", tmp_path)
     assert seconds < 120, seconds
     kinds = failures(result)
-    assert {kinds[c] for c in ("sigma_sweep", "activation_stats", "dropout")} <= {"process_limit", "cpu_time"}
-    for run in result["runs"]:  # no job got more CPU than its budget (plus one check's worth of the quota)
-        if run["name"] != "load":
-            assert run["cpu_seconds"] is not None and run["cpu_seconds"] < 70, run
-    assert "pids" in result["isolation"]["cgroup"]
+    assert {kinds[c] for c in ("sigma_sweep", "activation_stats", "dropout")} <= {"process_limit", "cpu_time"}, kinds
+    # The kernel's count of each job's CPU time: never above its budget, nor all of them above the grading's
+    # (plus what a quarter-second check and the stack dump at the end can let through on two CPUs).
+    limits = load_assignment().limits
+    slack = 3.0
+    for run in result["runs"]:
+        assert run["cpu_seconds"] is not None and run["cpu_seconds"] < limits.cpu_budget(run["name"]) + slack, run
+    assert sum(r["cpu_seconds"] for r in result["runs"]) < limits.grading_cpu_budget() + 2 * slack
+    assert "pids" in result["isolation"]["cgroup"] and "cpu" in result["isolation"]["cgroup"]
 
 
 @pytest.mark.slow

