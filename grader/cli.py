@@ -16,6 +16,7 @@ from grader.assignment import AssignmentError, load_assignment
 from grader.device import DEVICE_CHOICES
 from grader.gradescope import to_gradescope
 from grader.result import GradeResult
+from grader.text import MESSAGE_LIMIT, clean
 
 STATUS_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow"}
 
@@ -27,17 +28,23 @@ def write_result(result: GradeResult, out: Path) -> None:
     (out / "results.json").write_text(json.dumps(to_gradescope(result), indent=1), encoding="utf-8")
 
 
+def shown(text: object, limit: int = MESSAGE_LIMIT) -> str:
+    """Text for the terminal: cleaned (grader.text), and with rich markup in it escaped (printed as it is)."""
+    return escape(clean(text, limit))
+
+
 def summary(result: GradeResult) -> Table:
-    title = f"{result.submission.filename}: {result.score:g} / {result.max_score:g}"
+    title = f"{shown(result.submission.filename)}: {result.score:g} / {result.max_score:g}"
     if result.fast_mode:
         title += "  [FAST MODE: not a real grade]"
     table = Table(title=title, show_lines=False)
     for col in ("check", "points", "status", "verdict"):
         table.add_column(col, overflow="fold")
     for c in result.checks:
-        first = c.message.split(". ")[0].rstrip(".") + "."
+        first = clean(c.message, MESSAGE_LIMIT).split(". ")[0].rstrip(".") + "."
         verdict = first if len(first) <= 110 else first[:107] + "..."
-        table.add_row(c.title, f"{c.score:g}/{c.max_score:g}", f"[{STATUS_STYLE[c.status]}]{c.status}[/]", verdict)
+        style = STATUS_STYLE.get(c.status, "red")
+        table.add_row(shown(c.title), f"{c.score:g}/{c.max_score:g}", f"[{style}]{shown(c.status)}[/]", escape(verdict))
     return table
 
 
@@ -47,12 +54,12 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> GradeResult | int:
     from grader.grading import GradingError, grade  # torch and the checks: only a grading needs them
 
     if not args.file.is_file():
-        console.print(f"[red]error:[/] {args.file} is not a file; pass the student's .py file.")
+        console.print(f"[red]error:[/] {shown(args.file)} is not a file; pass the student's .py file.")
         return 2
     try:
         assignment = load_assignment(args.assignment)
     except AssignmentError as e:
-        console.print(f"[red]error:[/] {e}")
+        console.print(f"[red]error:[/] {shown(e)}")
         return 2
     with Progress(
         TextColumn("{task.description}"),
@@ -78,15 +85,15 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> GradeResult | int:
                 progress=on_progress,
             )
         except (GradingError, ValueError) as e:
-            console.print(f"[red]error:[/] the grader could not run: {e}")
+            console.print(f"[red]error:[/] the grader could not run: {shown(e)}")
             return 2
     if args.student:
         result.submission.student = args.student
     write_result(result, args.out)
     console.print(summary(result))
     console.print(
-        f"Wrote {args.out / 'result.json'} and {args.out / 'results.json'} in {result.seconds:.0f} s "
-        f"({result.device}, isolation: {result.isolation.method})."
+        f"Wrote {shown(args.out / 'result.json')} and {shown(args.out / 'results.json')} in {result.seconds:.0f} s "
+        f"({shown(result.device)}, isolation: {shown(result.isolation.method)})."
     )
     return result
 

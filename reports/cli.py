@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.console import Console
 
-from grader.cli import add_calibrate_arguments, add_grade_arguments, cmd_calibrate, cmd_grade, console
+from grader.cli import add_calibrate_arguments, add_grade_arguments, cmd_calibrate, cmd_grade, console, shown
 from grader.result import GradeResult
 from reports.render import render_pdf
 
@@ -31,11 +31,11 @@ def write_report(result: GradeResult, out: Path, out_console: Console) -> int:
         except OSError:
             details = None
         out_console.print(
-            f"[red]error:[/] the report could not be rendered ({type(e).__name__}: {e}); the grade itself is kept"
-            + (f"; details in {details}." if details else ".")
+            f"[red]error:[/] the report could not be rendered ({shown(f'{type(e).__name__}: {e}', 500)}); the grade "
+            "itself is kept" + (f"; details in {shown(details)}." if details else ".")
         )
         return EXIT_REPORT_FAILED
-    out_console.print(f"Wrote {out} in {time.monotonic() - t0:.1f} s.")
+    out_console.print(f"Wrote {shown(out)} in {time.monotonic() - t0:.1f} s.")
     return 0
 
 
@@ -43,11 +43,15 @@ def cmd_report(args: argparse.Namespace, out_console: Console) -> int:
     try:
         result = GradeResult.model_validate_json(args.result.read_bytes())
     except FileNotFoundError:
-        out_console.print(f"[red]error:[/] {args.result} does not exist; pass a result.json written by grader grade.")
+        out_console.print(
+            f"[red]error:[/] {shown(args.result)} does not exist; pass a result.json written by grader grade."
+        )
         return 2
     except ValidationError as e:
-        out_console.print(f"[red]error:[/] {args.result} is not a labgrader result ({e.error_count()} problems, "
-                          f"first: {e.errors()[0]['msg']} at {'.'.join(map(str, e.errors()[0]['loc']))}).")  # fmt: skip
+        first = e.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        out_console.print(f"[red]error:[/] {shown(args.result)} is not a labgrader result ({e.error_count()} problems, "
+                          f"first: {shown(first['msg'], 300)} at {shown(where, 300)}).")  # fmt: skip
         return 2
     return write_report(result, args.out, out_console)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -21,6 +22,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullLocator  # noqa: E402
 
 from grader.result import CheckResult, Series  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 plt.rcParams.update(
     {
@@ -519,7 +522,12 @@ def all_figures(checks: list[CheckResult], processes: int = 2) -> list[list[Capt
 
     def draw(job: Job) -> str | None:
         i, j = job
-        return FIGURES[checks[i].id][j][1](checks[i])
+        try:
+            return FIGURES[checks[i].id][j][1](checks[i])
+        except Exception:  # odd data in one figure costs that figure, not the report
+            log.exception("figure %d of check %s could not be drawn", j, checks[i].id)
+            plt.close("all")
+            return None
 
     if processes > 1 and len(jobs) > 1 and hasattr(os, "fork"):
         drawn = _share_with_fork(jobs[0::2], jobs[1::2], draw)  # FIGURES interleaves heavy and light ones

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import base64
+import logging
+import re
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher
 
-from grader.result import GradeResult
-from reports.facts import ABOUT, facts
+from grader.result import CheckResult, GradeResult
+from grader.text import MESSAGE_LIMIT, clean, clean_check, clean_failure
+from reports.facts import ABOUT, Fact, facts
 from reports.plots import all_figures
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "report"
 STATUS_LABEL = {"passed": "passed", "failed": "failed", "error": "error", "skipped": "skipped"}
+log = logging.getLogger(__name__)
+#: A run of characters without a break opportunity, longer than any word: a name or a token from a submission.
+LONG_RUN = re.compile(r"\S{80}(?=\S)")
 
 
 def url_fetcher() -> URLFetcher:
@@ -22,24 +29,36 @@ def url_fetcher() -> URLFetcher:
     return URLFetcher(allowed_protocols={"data"}, allow_redirects=False)
 
 
+def breakable(value: object) -> object:
+    """Every text the template prints, with an invisible break opportunity (U+200B) after each 80 characters of a
+    run without one: a long name wraps in its table cell instead of running off the page, and WeasyPrint, whose
+    overflow-wrap: anywhere takes seconds per thousand characters, lays it out as fast as ordinary words."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return LONG_RUN.sub(lambda m: m.group() + "\u200b", value)
+    return value
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
+        finalize=breakable,
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["data_uri"] = lambda svg: "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    env.filters["data_uri"] = lambda svg: Markup("data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode())
     env.filters["points"] = lambda v: f"{v:g}"
     return env
 
 
 def render_html(result: GradeResult, processes: int = 2) -> str:
-    """The report as one self-contained HTML document; `processes` draw the figures (see all_figures)."""
+    """The report as one self-contained HTML document; `processes` draw the figures (see all_figures). Its texts
+    are cleaned again (grader.text), so that a stored result of any origin renders within the same limits."""
+    result = cleaned(result)
     drawn = all_figures(result.checks, processes=processes)
     sections = [
-        {"check": c, "about": ABOUT.get(c.id, ""), "facts": facts(c), "figures": f}
+        {"check": c, "about": ABOUT.get(c.id, ""), "facts": safe_facts(c), "figures": f}
         for c, f in zip(result.checks, drawn, strict=True)
     ]
     css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
@@ -48,6 +67,28 @@ def render_html(result: GradeResult, processes: int = 2) -> str:
         .get_template("report.html.j2")
         .render(result=result, sections=sections, css=css, status_label=STATUS_LABEL)
     )
+
+
+def cleaned(result: GradeResult) -> GradeResult:
+    sub = result.submission
+    submission = sub.model_copy(
+        update={
+            "filename": clean(sub.filename, MESSAGE_LIMIT),
+            "student": None if sub.student is None else clean(sub.student, MESSAGE_LIMIT),
+            "load_failure": clean_failure(sub.load_failure),
+        }
+    )
+    return result.model_copy(update={"submission": submission, "checks": [clean_check(c) for c in result.checks]})
+
+
+def safe_facts(check: CheckResult) -> list[Fact]:
+    """The check's facts, or none when its metrics are not what the table expects (a stored result of another
+    grader version, odd values): the report is rendered either way."""
+    try:
+        return facts(check)
+    except Exception:
+        log.exception("the facts of check %s could not be shown", check.id)
+        return []
 
 
 def render_pdf(result: GradeResult, out: Path, processes: int = 2) -> Path:

@@ -7,7 +7,10 @@ import re
 import time
 
 import pytest
+from conftest import pdf_text
+from rich.console import Console
 
+from grader.cli import summary
 from grader.result import CheckResult, Failure, GradeResult, Item, Series
 from grader.sandbox import Limits, SandboxFailure, SandboxReply, run_task
 from grader.sandbox.reply import clean_reply
@@ -22,6 +25,7 @@ from grader.text import (
     clean_check,
     clean_data,
 )
+from reports.render import render_pdf
 
 #: Control characters that must never reach a result, a terminal or a report (newline and tab aside).
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -142,7 +146,8 @@ def _result(checks: list[CheckResult]) -> GradeResult:
         {
             "grader_version": "0", "assignment_id": "a", "assignment_title": "A", "started_at": "2025-01-01T00:00:00Z",
             "finished_at": "2025-01-01T00:00:01Z", "seconds": 1.0, "device": "cpu", "seed": 0, "fast_mode": True,
-            "isolation": {"method": "rlimits", "network_isolated": False, "filesystem": "", "limits": {}},
+            "isolation": {"method": "rlimits", "network_isolated": False, "filesystem": "",
+                          "limits": {"wall_seconds": 60, "memory_mb": 1024}},
             "datasets": [], "submission": {"filename": f"{ESC}[/]s.py", "sha256": "0" * 64, "size_bytes": 1},
             "checks": [c.model_dump() for c in checks], "score": 0, "max_score": 1,
         }
@@ -166,3 +171,31 @@ def test_clean_check_bounds_every_text_of_a_check():
     assert len(dumped) < 40_000 and "\\u001b" not in dumped
     assert len(cleaned.message) == MESSAGE_LIMIT and len(cleaned.title) == NAME_LIMIT
     assert cleaned.metrics["layers"][0].startswith("[/] [bold red]AAA")
+
+
+def test_the_terminal_summary_prints_markup_as_text():
+    console = Console(record=True, width=200, force_terminal=True, color_system="standard")
+    result = _result([clean_check(hostile_check()).model_copy(update={"message": "[/] and [bold red]x. Next."})])
+    console.print(summary(result))  # "[/]" closes nothing: rich raised MarkupError before it was escaped
+    text = console.export_text(styles=False)
+    assert "[/]s.py" in text and "[/] and [bold red]x." in text
+    assert "\x1b[2J" not in console.export_text(styles=True)
+
+
+def test_the_report_renders_odd_content_quickly_on_few_pages(tmp_path):
+    """A stored result as it was written before texts were cleaned, with metrics its fact tables cannot read."""
+    deep = hostile_check().model_copy(
+        update={"id": "activation_stats", "metrics": {"normal": {"rms": [1.0] * 3, "expected_rms": [0.0] * 3}}}
+    )
+    fold = hostile_check().model_copy(
+        update={
+            "id": "fold_batchnorm",
+            "message": "The folded model still runs 1 normalization layer(s) (" + "Norm " * 300_000 + ").",
+            "metrics": {"max_relative_error": 1.0, "tolerance": "odd", "layers": ["A" * 1_500_000]},
+        }
+    )
+    result = _result([deep, fold])
+    t0 = time.perf_counter()
+    text, pages = pdf_text(render_pdf(result, tmp_path / "report.pdf"))
+    assert time.perf_counter() - t0 < 30 and pages < 20, pages
+    assert "still runs 1 normalization layer(s) (Norm Norm" in text and not CONTROL.search(text)

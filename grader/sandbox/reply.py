@@ -7,6 +7,7 @@ are parsed only by the safetensors format parser.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hmac
 import os
@@ -59,13 +60,11 @@ def clean_reply(reply: SandboxReply) -> SandboxReply:
         traceback = None if failure.traceback is None else clean(failure.traceback, TRACEBACK_LIMIT, lines=True)
         failure = SandboxFailure(kind=failure.kind, message=clean(failure.message, MESSAGE_LIMIT), traceback=traceback)
     meta = clean_data(reply.meta, META_LIMIT)
-    return SandboxReply(
-        ok=reply.ok,
+    return dataclasses.replace(
+        reply,
         meta=meta if isinstance(meta, dict) else {},
-        tensors=reply.tensors,
         failure=failure,
         log_tail=clean(reply.log_tail, LOG_TAIL_LIMIT, lines=True),
-        wall_seconds=reply.wall_seconds,
     )
 
 
