@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from grader.assignment import Assignment, load_assignment
 from grader.checks import CHECKS
-from grader.checks.base import not_run
+from grader.checks.base import CheckSpec, not_run
 from grader.data import CircleData, MnistData, load_mnist
 from grader.data.mnist import FASHION_MNIST_DEFAULT
 from grader.device import cpu_count, resolve_device
@@ -22,12 +24,14 @@ from grader.result import CheckResult, Dataset, Failure, GradeResult, IsolationI
 from grader.sandbox import detect_isolation, run_task
 from grader.sandbox.cgroups import GradingCgroup, grading_cgroup
 from grader.session import Session, task_limits
+from grader.text import NAME_LIMIT, TRACEBACK_LIMIT, clean, clean_check
 
 GRADER_VERSION = "0.1.0"
 CONTRACT = ("circle_model", "SIGMAS", "deep_model", "mnist_model", "fold_batchnorm")
 MAX_SUBMISSION_BYTES = 1_000_000
 
 Progress = Callable[[str, int, int], None]  # (what, step, total)
+log = logging.getLogger(__name__)
 
 
 class GradingError(RuntimeError):
@@ -70,20 +74,23 @@ def read_submission(path: Path) -> tuple[Submission, Failure | None]:
 def _validated_load(meta: dict) -> tuple[dict[str, str], dict[str, float] | None]:
     """The child's report of which contract names exist, kept only in the shape the grader expects."""
     raw_names = meta.get("names") if isinstance(meta.get("names"), dict) else {}
-    names = {n: str(raw_names.get(n, "missing"))[:80] for n in CONTRACT}
+    names = {n: clean(raw_names.get(n, "missing"), 80) for n in CONTRACT}
     sigmas = meta.get("sigmas")
-    if not (isinstance(sigmas, dict) and all(isinstance(k, str) for k in sigmas)):
+    if not isinstance(sigmas, dict):
         return names, None
-    clean = {
-        k: float(v)
-        for k, v in sigmas.items()
-        if k in ("small", "good", "big")
-        and isinstance(v, int | float)
-        and not isinstance(v, bool)
-        and math.isfinite(v)
-        and v > 0
-    }
-    return names, clean or None
+    valid = {k: _positive_float(sigmas[k]) for k in ("small", "good", "big") if k in sigmas}
+    return names, {k: v for k, v in valid.items() if v is not None} or None
+
+
+def _positive_float(value: object) -> float | None:
+    """A finite positive float from JSON data, or None (an int too large for a float included)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) and number > 0 else None
 
 
 @dataclass(frozen=True)
@@ -225,7 +232,7 @@ def _run_checks(
                 )
                 result = not_run(spec.id, spec.title, a.max_points(spec.id), f, spec.title)
             else:
-                result = spec.fn(session, a)
+                result = score_check(spec, session, a)
             results.append(result.model_copy(update={"seconds": time.monotonic() - t}))
         runs = [
             RunTiming(
@@ -242,3 +249,29 @@ def _run_checks(
         return results, runs
     finally:
         session.close()
+
+
+def score_check(spec: CheckSpec, session: Session, a: Assignment) -> CheckResult:
+    """The check's result, with every text in it cleaned; whatever goes wrong while scoring it (a grader bug
+    that a submission's odd data brought out) becomes this check's error, and the other checks keep their
+    scores. The traceback goes to the grader's log, not to the student."""
+    try:
+        return clean_check(spec.fn(session, a))
+    except Exception as e:
+        log.error(
+            "check %s could not be scored: %s",
+            spec.id,
+            clean(traceback.format_exc(), TRACEBACK_LIMIT, lines=True),
+        )
+        described = clean(e, 300)
+        kind = clean(type(e).__name__, NAME_LIMIT)
+        reason = f"{kind} ({described})" if described else kind
+        failure = Failure(
+            kind="grader_error",
+            message=f"The grader could not score this: {reason}. Your code ran; the grader failed on what it "
+            "returned. Your other checks are scored as usual; tell your instructor, who can regrade it.",
+        )
+        return CheckResult(
+            id=spec.id, title=spec.title, status="error", score=0.0, max_score=a.max_points(spec.id),
+            message=failure.message, failure=failure,
+        )  # fmt: skip

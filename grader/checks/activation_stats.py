@@ -52,6 +52,11 @@ HINT = (
 )
 
 
+class NotComparable(BadReply):
+    """The deep net cannot be compared with the expectation at all (e.g. a layer without inputs); the message is
+    shown to the student as it is."""
+
+
 def expected_variance(init: str, fan_in: int, fan_out: int) -> float:
     return {"normal": 1.0, "xavier": 2 / (fan_in + fan_out), "kaiming": 2 / fan_in}[init]
 
@@ -93,6 +98,14 @@ def analyse(run: Run, init: str, x: torch.Tensor, cotangent: torch.Tensor) -> di
     if tuple(z[-1].shape) != (n, 2):
         raise BadReply(f"deep_model('{init}') must output 2 logits per point")
     shapes = [(wk.shape[0], wk.shape[1]) for wk in w]  # (fan_out, fan_in)
+    for k, (fan_out, fan_in) in enumerate(shapes):
+        if fan_in == 0 or fan_out == 0:
+            which = "inputs" if fan_in == 0 else "outputs"
+            raise NotComparable(
+                f"deep_model('{init}') has a layer with 0 {which}: its Linear layer {k + 1} of {layers} is "
+                f"Linear({fan_in}, {fan_out}), so there is no fan_in or fan_out to scale its weights by and nothing "
+                "to compare with the expectation. Build the lab's net: 2 -> 100 x 19 -> 2."
+            )
     # Forward expectation: E[z_1^2] = v_1 * sum_j E[x_j^2]; E[z_k^2] = n_k v_k E[z_{k-1}^2] / 2.
     exp_sq: list[float] = []
     for k, (fan_out, fan_in) in enumerate(shapes):
@@ -133,6 +146,11 @@ def _log_ratio(a: float, b: float) -> float:
     return math.log(a / b)
 
 
+def _exp(x: float) -> float:
+    """exp without OverflowError (the growth of activations that float64 data can describe is unbounded)."""
+    return math.exp(min(x, 700.0)) if not math.isnan(x) else math.nan
+
+
 def judge(stats: dict, a: Assignment) -> list[str]:
     """Problems with the measured statistics (empty: matches the analytic expectation)."""
     tol_layer, tol_growth = a.deep.layer_tolerance, a.deep.growth_tolerance
@@ -144,8 +162,8 @@ def judge(stats: dict, a: Assignment) -> list[str]:
     middle = [_log_ratio(f, e) for f, e in zip(fwd[1:-1], exp[1:-1], strict=True)]
     growth = slope(middle) if all(map(math.isfinite, middle)) else math.inf
     if abs(growth) > tol_growth:
-        measured = math.exp(slope([math.log(max(f, 1e-300)) for f in fwd[1:-1]]))
-        expected = math.exp(slope([math.log(e) for e in exp[1:-1]]))
+        measured = _exp(slope([math.log(max(f, 1e-300)) for f in fwd[1:-1]]))
+        expected = _exp(slope([math.log(max(e, 1e-300)) for e in exp[1:-1]]))
         problems.append(f"activations grow by x{measured:.3g} per layer, expected x{expected:.3g}")
     # Two output units give too noisy an activation ratio for the last layer: judge the edge layers by their
     # weights (about 200 of them each, so the std is known to a few percent).
@@ -175,6 +193,9 @@ def check(session: Session, a: Assignment) -> CheckResult:
     for init in INITS:
         try:
             stats = analyse(run, init, session.deep_x.double(), session.deep_cotangent.double())
+        except NotComparable as e:
+            items.append(item(a, ID, init, INIT_NAMES[init], False, str(e)))
+            continue
         except BadReply as e:
             items.append(
                 item(

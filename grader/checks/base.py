@@ -33,6 +33,12 @@ def item(a: Assignment, check_id: str, item_id: str, title: str, passed: bool, d
     )
 
 
+def listed(names: list[str], most: int = 10) -> str:
+    """Names for a message, comma-separated: the first `most` of them and how many more there are."""
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
+
+
 def scored(
     check_id: str,
     title: str,

@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from grader.assignment import Assignment
-from grader.checks.base import bad_reply_failure, item, not_run, run_failure, scored
+from grader.checks.base import bad_reply_failure, item, listed, not_run, run_failure, scored
 from grader.result import CheckResult, Series
 from grader.session import BadReply, Run, Session
+from grader.text import NAME_LIMIT, clean
 
 ID, TITLE = "fold_batchnorm", "BatchNorm folding (makemore E02)"
 HINT = (
@@ -41,7 +42,8 @@ def rebuild(run: Run, layers: list) -> nn.Sequential:
         elif kind in ALLOWED and layer.get("torch"):
             modules.append(ALLOWED[kind]())  # type: ignore[misc]
         else:
-            raise BadReply(f"the folded model runs a {kind!r} layer; return only nn.Linear and nn.Tanh layers")
+            shown = clean(kind, NAME_LIMIT) if isinstance(kind, str) else kind
+            raise BadReply(f"the folded model runs a {shown!r} layer; return only nn.Linear and nn.Tanh layers")
     return nn.Sequential(*modules)
 
 
@@ -57,7 +59,7 @@ def check(session: Session, a: Assignment) -> CheckResult:
     layers = run.reply.meta.get("layers")
     if not isinstance(layers, list) or len(layers) > 1000:
         return not_run(ID, TITLE, a.max_points(ID), bad_reply_failure(BadReply("no layer list")), "fold_batchnorm")
-    kinds = [str(layer.get("type")) if isinstance(layer, dict) else "?" for layer in layers]
+    kinds = [clean(layer.get("type"), NAME_LIMIT) if isinstance(layer, dict) else "?" for layer in layers]
     batchnorms = [k for k in kinds if "Norm" in k]
     items = [
         item(
@@ -68,7 +70,7 @@ def check(session: Session, a: Assignment) -> CheckResult:
             not batchnorms,
             "The folded model runs no BatchNorm layer."
             if not batchnorms
-            else f"The folded model still runs {len(batchnorms)} normalization layer(s) ({', '.join(batchnorms)}).",
+            else f"The folded model still runs {len(batchnorms)} normalization layer(s) ({listed(batchnorms)}).",
         )
     ]
     metrics: dict = {"layers": kinds}

@@ -8,7 +8,7 @@ import re
 import torch
 
 from grader.assignment import Assignment
-from grader.checks.base import bad_reply_failure, item, not_run, run_failure, scored
+from grader.checks.base import bad_reply_failure, item, listed, not_run, run_failure, scored
 from grader.result import CheckResult, Item
 from grader.session import BadReply, Run, Session
 
@@ -42,8 +42,8 @@ def model_problems(run: Run, index: int, label: str) -> tuple[list[str], dict]:
     if frozen:
         learning = [n for n in names if got_gradient[n]]
         problems.append(
-            f"{label}: {', '.join(frozen)} received no gradient in the first steps"
-            + (f" (only {', '.join(learning)} got gradient)." if learning else " (no parameter got any).")
+            f"{label}: {listed(frozen)} received no gradient in the first steps"
+            + (f" (only {listed(learning)} got gradient)." if learning else " (no parameter got any).")
         )
     copies = {}
     for n in weights[:-1]:  # hidden layers; output units are told apart by their targets
@@ -53,7 +53,7 @@ def model_problems(run: Run, index: int, label: str) -> tuple[list[str], dict]:
     if copied:
         problems.append(
             f"{label}: hidden units start as exact copies ("
-            + ", ".join(f"{c} of {init[n].shape[0]} units in {n}" for n, c in copied.items())
+            + listed([f"{c} of {init[n].shape[0]} units in {n}" for n, c in copied.items()])
             + "), so they stay identical: no symmetry breaking."
         )
     return problems, {"frozen": frozen, "duplicate_units": copies, "got_gradient": got_gradient}
