@@ -1,5 +1,5 @@
 """The `labgrader` command: run the service (serve, worker, up) and administer it (migrate, create-instructor,
-import-roster, assignment, regrade, sweep). Settings come from LABGRADER_* environment variables."""
+import-roster, assignment, rename-assignment, regrade, sweep). Settings come from LABGRADER_* environment variables."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from service.db import Database
-from service.migrate import upgrade
+from service.ids import RULE as ID_RULE
+from service.ids import InvalidAssignmentId, check_assignment_id, is_assignment_id, shown
+from service.migrate import MigrationRefused, upgrade
 from service.models import Assignment, Instructor
 from service.queue import broker_answers
 from service.settings import Settings
@@ -143,6 +145,9 @@ def cmd_assignment(settings: Settings, args: argparse.Namespace) -> int:
             spec = load_assignment(args.config)
         except AssignmentError as e:
             return fail(str(e))
+        if not is_assignment_id(spec.id):
+            return fail(f"{args.config}: its id {shown(spec.id)} is not a valid assignment id: use {ID_RULE}; "
+                        "change the id = line of the file.")  # fmt: skip
         config = str(args.config.resolve())
     with database(settings) as db, db.session() as s:
         a = s.get(Assignment, args.id)
@@ -160,6 +165,44 @@ def cmd_assignment(settings: Settings, args: argparse.Namespace) -> int:
         deadline = a.deadline.isoformat() if a.deadline else "none"
         print(f"{a.id}: {a.title!r}, deadline {deadline}, rubric {a.config_path or 'built-in init-reg'}")
     return 0
+
+
+def cmd_rename_assignment(settings: Settings, args: argparse.Namespace) -> int:
+    """Give an assignment a new id, its roster and submissions with it. Works on the database as it is, without
+    migrating first: it is how an id from before revision 0005 that is not a slug gets one, so that migrate,
+    serve and up accept the database again."""
+    import sqlalchemy as sa
+
+    with Database(settings.sqlalchemy_url) as db, db.engine.begin() as c:
+        tables = sa.MetaData()
+        tables.reflect(c, only=[t for t in ("assignments", "enrollments", "submissions") if sa.inspect(c).has_table(t)])
+        if "assignments" not in tables.tables:
+            return fail(f"the database {Database.describe(settings.sqlalchemy_url)} has no assignments yet; "
+                        "run labgrader migrate first.")  # fmt: skip
+        assignments = tables.tables["assignments"]
+        row = c.execute(sa.select(assignments).where(assignments.c.id == args.old)).mappings().first()
+        if row is None:
+            known = ", ".join(shown(i) for i in c.scalars(sa.select(assignments.c.id)))
+            return fail(f"there is no assignment {shown(args.old)} (there are: {known or 'none'}).")
+        if c.scalar(sa.select(assignments.c.id).where(assignments.c.id == args.new)) is not None:
+            return fail(f"an assignment {args.new!r} exists already; choose another new id.")
+        c.execute(sa.insert(assignments).values({**row, "id": args.new}))
+        moved = {}
+        for name in ("enrollments", "submissions"):
+            table = tables.tables[name]
+            moved[name] = c.execute(sa.update(table).where(table.c.assignment_id == args.old)
+                                    .values(assignment_id=args.new)).rowcount  # fmt: skip
+        c.execute(sa.delete(assignments).where(assignments.c.id == args.old))
+    print(f"Assignment {shown(args.old)} is now {args.new!r}, with its {moved['enrollments']} students and "
+          f"{moved['submissions']} submissions: students submit to {args.new!r} from now on.")  # fmt: skip
+    return 0
+
+
+def assignment_id_arg(value: str) -> str:
+    try:
+        return check_assignment_id(value)
+    except InvalidAssignmentId as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def deadline_arg(value: str) -> datetime | str:
@@ -214,26 +257,30 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--password", default=None, help="at least 8 characters (asked for when omitted)")
     r = sub.add_parser("import-roster", help="add students from a CSV (student_id,name[,email]) and issue tokens")
     r.add_argument("csv", type=Path)
-    r.add_argument("--assignment", required=True, help="enroll the students in this assignment (e.g. init-reg)")
+    r.add_argument("--assignment", required=True, type=assignment_id_arg,
+                   help="enroll the students in this assignment (e.g. init-reg)")  # fmt: skip
     r.add_argument("--out", type=Path, default=None, help="where to write the tokens (default: CSV-tokens.csv)")
     r.add_argument("--reissue", action="store_true", help="new tokens for students who have one (old ones stop)")
     a = sub.add_parser("assignment", help="create an assignment or change its title, deadline or rubric")
-    a.add_argument("id")
+    a.add_argument("id", type=assignment_id_arg, help="a slug: lowercase letters, digits and hyphens (init-reg-2027)")
     a.add_argument("--config", type=Path, default=None, help="assignment TOML (see grader/assignments/)")
     a.add_argument("--title", default=None)
     a.add_argument("--deadline", type=deadline_arg, default=None, help="ISO time with zone, or 'none'")
     g = sub.add_parser("regrade", help="grade submissions again (a new generation of each)")
     target = g.add_mutually_exclusive_group(required=True)
     target.add_argument("--submission", nargs="+", default=[], help="submission ids")
-    target.add_argument("--assignment", help="every submission of this assignment")
+    target.add_argument("--assignment", type=assignment_id_arg, help="every submission of this assignment")
     sub.add_parser("sweep", help="queue again submissions that a lost worker or a lost broker left behind")
+    n = sub.add_parser("rename-assignment", help="give an assignment a new id (one that migrate refuses, say)")
+    n.add_argument("old", help="the id it has")
+    n.add_argument("new", type=assignment_id_arg, help="the new id, a slug (e.g. lab-2)")
     return p
 
 
 COMMANDS = {
     "migrate": cmd_migrate, "serve": cmd_serve, "worker": cmd_worker, "up": cmd_up,
     "create-instructor": cmd_create_instructor, "import-roster": cmd_import_roster, "assignment": cmd_assignment,
-    "regrade": cmd_regrade, "sweep": cmd_sweep,
+    "regrade": cmd_regrade, "sweep": cmd_sweep, "rename-assignment": cmd_rename_assignment,
 }  # fmt: skip
 
 
@@ -246,7 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as e:
         bad = "; ".join(f"LABGRADER_{str(err['loc'][0]).upper()}: {err['msg']}" for err in e.errors())
         return fail(f"a setting from the environment is invalid ({bad}); fix or unset it (the README lists them all)")
-    return COMMANDS[args.command](settings, args)
+    try:
+        return COMMANDS[args.command](settings, args)
+    except MigrationRefused as e:
+        return fail(str(e))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from service.ids import RULE, is_assignment_id, shown
 from service.models import Assignment, Enrollment, Student, Submission, utcnow
 from service.storage import Storage, write_atomic
 
@@ -48,6 +49,9 @@ def check_file(filename: str | None, data: bytes, max_bytes: int) -> str:
 
 
 def find_assignment(session: Session, student: Student, assignment_id: str) -> Assignment:
+    if not is_assignment_id(assignment_id):
+        raise Rejected(422, f"{shown(assignment_id)} is not a valid assignment id ({RULE}). GET /api/assignments "
+                            "lists yours.")  # fmt: skip
     assignment = session.get(Assignment, assignment_id)
     enrolled = assignment is not None and session.get(Enrollment, (student.id, assignment_id)) is not None
     if assignment is None:

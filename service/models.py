@@ -20,7 +20,9 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+from service.ids import check_assignment_id
 
 
 def utcnow() -> datetime:
@@ -90,6 +92,10 @@ class Assignment(Base):
     deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
     counting: Mapped[str] = mapped_column(String(8), default="latest", server_default="latest")  # or "best"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @validates("id")
+    def _slug(self, key: str, value: str) -> str:
+        return check_assignment_id(value)  # the last line of defence behind every entry point (service/ids.py)
 
 
 class Student(Base):

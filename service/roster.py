@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.ids import InvalidAssignmentId, check_assignment_id
 from service.models import Assignment, Enrollment, Student
 from service.security import new_token, token_hash
 
@@ -63,6 +64,10 @@ def parse_roster(text: str) -> list[RosterRow]:
 def import_roster(session: Session, rows: list[RosterRow], assignment_id: str, reissue: bool = False) -> list[Issued]:
     """Add or update each student, enroll them in the assignment, and issue tokens to the new ones (to every
     one with `reissue`, which invalidates the old tokens)."""
+    try:
+        check_assignment_id(assignment_id)
+    except InvalidAssignmentId as e:
+        raise RosterError(str(e)) from None
     if session.get(Assignment, assignment_id) is None:
         known = ", ".join(session.scalars(select(Assignment.id)).all())
         raise RosterError(f"There is no assignment {assignment_id!r} (known: {known}).")

@@ -13,6 +13,7 @@ from service import login
 from service.api.deps import SessionDep, StateDep
 from service.api.schemas import Problem, Regraded, SubmissionList
 from service.api.submissions import public
+from service.ids import RULE, is_assignment_id, shown
 from service.maintenance import regrade_and_send
 from service.models import Assignment, Instructor, Submission
 
@@ -53,6 +54,8 @@ router = APIRouter(
 
 
 def _assignment(session: SessionDep, assignment_id: str) -> Assignment:
+    if not is_assignment_id(assignment_id):
+        raise HTTPException(422, f"{shown(assignment_id)} is not a valid assignment id ({RULE}).")
     assignment = session.get(Assignment, assignment_id)
     if assignment is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"There is no assignment '{assignment_id}'.")
@@ -60,7 +63,9 @@ def _assignment(session: SessionDep, assignment_id: str) -> Assignment:
 
 
 @router.get(
-    "/assignments/{assignment_id}/submissions", response_model=SubmissionList, responses={404: {"model": Problem}}
+    "/assignments/{assignment_id}/submissions",
+    response_model=SubmissionList,
+    responses={404: {"model": Problem}, 422: {"model": Problem}},
 )
 def assignment_submissions(session: SessionDep, _: CurrentInstructor, assignment_id: str) -> SubmissionList:
     """Every submission of the assignment, newest first."""
@@ -81,7 +86,7 @@ def regrade_submission(state: StateDep, session: SessionDep, _: CurrentInstructo
 
 
 @router.post("/assignments/{assignment_id}/regrade", response_model=Regraded, status_code=202,
-             responses={404: {"model": Problem}})  # fmt: skip
+             responses={404: {"model": Problem}, 422: {"model": Problem}})  # fmt: skip
 def regrade_assignment(state: StateDep, session: SessionDep, _: CurrentInstructor, assignment_id: str) -> Regraded:
     """Grade every submission of the assignment again (after a rubric change, for instance)."""
     _assignment(session, assignment_id)

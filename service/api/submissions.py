@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, File, Form, HTTPException, Response, UploadFile, status
+from fastapi import APIRouter, BackgroundTasks, File, Form, HTTPException, Query, Response, UploadFile, status
 from fastapi.responses import FileResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from service.api.schemas import (
     SubmissionList,
     SubmissionPublic,
 )
+from service.ids import PATTERN, RULE, is_assignment_id, shown
 from service.intake import Rejected, check_file, check_rate, find_assignment, store_submission
 from service.models import Assignment, Enrollment, Status, Student, Submission
 from service.queue import send
@@ -27,6 +28,7 @@ router = APIRouter(
     tags=["students"],
     responses={401: {"model": Problem, "description": "missing or unknown token"}},
 )
+SLUG = {"pattern": PATTERN}  # documented in the schema; checked in the route, with a message saying what to do
 NOT_FOUND = "No submission of yours has this id. GET /api/submissions lists yours."
 
 
@@ -62,7 +64,7 @@ def own_submission(session: Session, student: Student, submission_id: str) -> Su
         404: {"model": Problem, "description": "no such assignment"},
         413: {"model": Problem, "description": "file too large"},
         415: {"model": Problem, "description": "not a .py file"},
-        422: {"description": "empty file or not UTF-8 text, or a missing form field"},
+        422: {"description": "empty file or not UTF-8 text, an assignment id that is not a slug, or a missing field"},
         429: {"model": Problem, "description": "too many submissions in the rate window"},
     },
 )
@@ -73,7 +75,9 @@ def submit(
     response: Response,
     background: BackgroundTasks,
     file: Annotated[UploadFile, File(description="your solution, one .py file")],
-    assignment: Annotated[str, Form(min_length=1, max_length=64, description="the assignment id, e.g. init-reg")],
+    assignment: Annotated[
+        str, Form(min_length=1, max_length=64, description="the assignment id, e.g. init-reg", json_schema_extra=SLUG)
+    ],
 ) -> SubmissionPublic:
     """Store the file and queue it for grading; answers at once with the submission's id (grading takes
     minutes: poll GET /api/submissions/{id})."""
@@ -95,11 +99,16 @@ def submit(
     return public(session, sub)
 
 
-@router.get("/submissions", response_model=SubmissionList)
-def list_submissions(session: SessionDep, student: CurrentStudent, assignment: str | None = None) -> SubmissionList:
+@router.get("/submissions", response_model=SubmissionList, responses={422: {"model": Problem}})
+def list_submissions(
+    session: SessionDep, student: CurrentStudent,
+    assignment: Annotated[str | None, Query(description="only this assignment's", json_schema_extra=SLUG)] = None,
+) -> SubmissionList:  # fmt: skip
     """Your submissions, newest first (only yours)."""
     query = select(Submission).where(Submission.student_pk == student.id)
     if assignment is not None:
+        if not is_assignment_id(assignment):
+            raise HTTPException(422, f"{shown(assignment)} is not a valid assignment id ({RULE}).")
         query = query.where(Submission.assignment_id == assignment)
     subs = session.scalars(query.order_by(Submission.created_at.desc())).all()
     return SubmissionList(submissions=[public(session, s) for s in subs])

@@ -29,6 +29,7 @@ from service.dashboard.auth import (
 from service.dashboard.grades import FILTERS, SORTS, check_columns, grade_table, select_rows
 from service.dashboard.overview import overview
 from service.dashboard.workers import workers_online
+from service.ids import RULE, is_assignment_id, shown
 from service.maintenance import regrade_and_send
 from service.models import Assignment, Enrollment, Status, Submission
 from service.roster import RosterError, import_roster, parse_roster, tokens_csv
@@ -36,7 +37,13 @@ from service.storage import write_atomic
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "dashboard"
 STATIC = Path(__file__).resolve().parent / "static"
+SCRIPTS = ("htmx.min.js", "dashboard.js")
 router = APIRouter(include_in_schema=False)
+# Scripts only from this site's files: no inline script or handler runs, whatever a page holds. Inline styles and
+# data: images (the overview's figures) stay allowed; the report PDFs are embedded from this site.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "object-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")  # fmt: skip
+PAGE_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 
 
 def _environment() -> jinja2.Environment:
@@ -56,7 +63,7 @@ def page(request: Request, template: str, status_code: int = 200, headers: dict[
          **context) -> HTMLResponse:  # fmt: skip
     html = ENV.get_template(template).render(request=request, csrf=csrf_token(request), csrf_field=CSRF_FIELD,
                                              path=request.url.path, **context)  # fmt: skip
-    return HTMLResponse(html, status_code=status_code, headers=headers)
+    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS | (headers or {}))
 
 
 def back(url: str, **flash: str) -> RedirectResponse:
@@ -65,6 +72,8 @@ def back(url: str, **flash: str) -> RedirectResponse:
 
 
 def _assignment(session: SessionDep, assignment_id: str) -> Assignment:
+    if not is_assignment_id(assignment_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{shown(assignment_id)} is not a valid assignment id ({RULE}).")
     a = session.get(Assignment, assignment_id)
     if a is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"There is no assignment '{assignment_id}'.")
@@ -103,10 +112,11 @@ def logout(request: Request, session: SessionDep) -> Response:
     return back("/login")
 
 
-@router.get("/dashboard/static/htmx.min.js")
-def htmx() -> FileResponse:
-    return FileResponse(STATIC / "htmx.min.js", media_type="text/javascript",
-                        headers={"Cache-Control": "max-age=86400"})  # fmt: skip
+@router.get("/dashboard/static/{name}")
+def static(name: str) -> FileResponse:
+    if name not in SCRIPTS:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such file.")
+    return FileResponse(STATIC / name, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
 
 
 # -- assignments --------------------------------------------------------------------------------------------------
@@ -125,11 +135,13 @@ def assignments(request: Request, session: SessionDep, me: Instructor_, msg: str
 @router.post("/dashboard/assignments", dependencies=[Csrf])
 def create_assignment(
     state: StateDep, session: SessionDep, me: Instructor_,
-    id: Annotated[str, Form(pattern=r"^[A-Za-z0-9_-]{1,64}$")], title: Annotated[str, Form(max_length=200)] = "",
+    id: Annotated[str, Form(max_length=1000)], title: Annotated[str, Form(max_length=200)] = "",
     deadline: Annotated[str, Form()] = "", counting: Annotated[str, Form(pattern="^(latest|best)$")] = "latest",
     rubric: Annotated[UploadFile | None, File()] = None,
 ) -> Response:  # fmt: skip
     """A new assignment from an assignment file (TOML like grader/assignments/init-reg.toml), or the built-in lab."""
+    if not is_assignment_id(id):
+        return back("/dashboard", err=f"{shown(id)} is not a valid assignment id: use {RULE}.")
     if session.get(Assignment, id) is not None:
         return back("/dashboard", err=f"An assignment '{id}' exists already.")
     config_path = None
@@ -141,6 +153,10 @@ def create_assignment(
         except AssignmentError as e:
             path.unlink()
             return back("/dashboard", err=str(e).replace(str(path), rubric.filename))
+        if not is_assignment_id(spec.id):
+            path.unlink()
+            return back("/dashboard", err=f"{rubric.filename}: its id {shown(spec.id)} is not a valid assignment id: "
+                                          f"use {RULE}; change the id = line of the file.")  # fmt: skip
         config_path, title = str(path), title or spec.title
     try:
         when = _deadline(deadline)

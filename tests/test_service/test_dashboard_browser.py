@@ -13,11 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import Page, expect, sync_playwright
 
 from service.db import Database
 from service.migrate import upgrade
-from service.models import Instructor
+from service.models import Instructor, utcnow
+from service.roster import RosterRow, import_roster
 from service.security import hash_password
 
 from .kit import add_tiny_assignment, make_settings
@@ -158,3 +160,42 @@ def test_nobody_else_gets_in(service, browser_page, tmp_path):
     r = page.request.post(f"{url}/dashboard/assignments/tiny/regrade", form={"csrf_token": "forged"},
                           max_redirects=0)  # fmt: skip
     assert r.status in (303, 403)
+
+
+def test_hostile_ids_titles_and_names_run_no_script(service, browser_page, tmp_path):
+    """The attacker's assignment id (a row from before ids were slugs), a title that closes a script and a student
+    name with an event handler, on the pages that show them: the only dialog is the confirmation, quoting the id
+    as text."""
+    page, url = browser_page, service.url
+    hostile = "x');alert(1);//"
+    with Database(service.settings.sqlalchemy_url) as db:
+        with db.engine.begin() as c:  # inserted as it was before slugs; no entry point accepts it now
+            row = {"id": hostile, "title": "</script><script>alert(5)</script>", "t": utcnow()}
+            c.execute(sa.text("INSERT INTO assignments (id, title, created_at, counting) VALUES (:id, :title, :t, "
+                              "'latest')"), row)  # fmt: skip
+        with db.session() as s:
+            import_roster(s, [RosterRow("u9", "<img src=x onerror=alert(2)>", None)], "tiny")
+    dialogs: list[tuple[str, str]] = []
+    accept = {"value": False}
+
+    def answer(dialog) -> None:
+        dialogs.append((dialog.type, dialog.message))
+        dialog.accept() if accept["value"] else dialog.dismiss()
+
+    page.on("dialog", answer)
+    log_in(page, url)
+    expect(page.locator("table")).to_contain_text("</script><script>alert(5)</script>")
+    page.goto(f"{url}/dashboard/assignments/tiny")
+    expect(page.locator("tr[data-student=u9] td").first).to_have_text("<img src=x onerror=alert(2)>")
+    page.select_option("select[name=filter]", "not_submitted")  # dashboard.js submits the filter
+    expect(page).to_have_url(re.compile(r"filter=not_submitted"))
+    page.goto(f"{url}/dashboard/queue")
+    page.locator("#counts tr", has_text=hostile).locator("button").click()
+    page.wait_for_timeout(500)
+    assert dialogs == [("confirm", f"Grade every submission of {hostile} again?")]
+    expect(page).to_have_url(f"{url}/dashboard/queue")  # dismissed: nothing was sent
+    accept["value"] = True
+    page.locator("#counts tr", has_text="tiny").locator("button").click()
+    expect(page.locator(".flash.ok")).to_contain_text("submissions of tiny queued for regrading")
+    assert dialogs[1:] == [("confirm", "Grade every submission of tiny again?")]
+    shot(page, "7-hostile-queue", tmp_path)
