@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from bench import compute, grading, report, service  # noqa: E402
+from bench import compute, contain, grading, report, service  # noqa: E402
 from bench.common import ROOT, Row  # noqa: E402
 from bench.plot import GOALS as RATIO_GOALS  # noqa: E402
 from bench.plot import plot  # noqa: E402
@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, Callable[[bool], Row]] = {
     "api": service.bench_api,
     "workers": service.bench_workers,
     "scaling": service.bench_scaling,
+    "contain": contain.bench_contain,
 }
 
 
@@ -53,6 +54,10 @@ GOALS: dict[str, tuple[str, Callable[[Row], bool]]] = {
     "api": ("p99 at most 50 ms while workers are busy", lambda r: r.ours <= 50),
     "workers": ("2 workers at least 1.8x the throughput of 1", lambda r: r.ratio >= RATIO_GOALS["workers"]),
     "scaling": ("the same, each worker with a CPU of its own", lambda r: r.ratio >= RATIO_GOALS["scaling"]),
+    "contain": (
+        "health p99 at most 100 ms while bombs are graded (and they stay in their CPU share)",
+        lambda r: r.ours <= 100,
+    ),
 }
 
 

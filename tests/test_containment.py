@@ -15,7 +15,7 @@ import pytest
 from conftest import SUBMISSIONS
 
 from grader import load_assignment
-from grader.sandbox import cgroups
+from grader.sandbox import Limits, cgroups, run_task
 from grader.sandbox.cleanup import remove_tree
 from grader.sandbox.isolation import host_support
 
@@ -128,3 +128,24 @@ def test_cleanup_removes_a_3000_deep_tree_without_following_links(tmp_path):
 def _disk_free() -> int:
     stats = os.statvfs("/tmp")
     return stats.f_bavail * stats.f_frsize
+
+
+@pytest.mark.slow
+@requires_cgroups
+def test_an_honest_task_on_a_crowded_machine_is_not_stopped(tmp_path):
+    """Twelve busy processes outside the sandbox leave the job a fraction of a CPU: it takes many times its CPU time in
+    wall time and still ends well, since its budget counts the CPU it received, and waiting for a CPU is no idling."""
+    path = tmp_path / "honest.py"
+    path.write_text("import torch\n\nx = torch.randn(256, 256)\nfor _ in range(3000):\n    x = torch.tanh(x @ x)\n")
+    # each in a session of its own: a scheduler autogroup each, as twelve users' programs would be
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(12)]
+    time.sleep(1)  # all of them running
+    try:
+        limits = Limits(cpu_seconds=15, idle_seconds=3, wall_seconds=600)
+        reply = run_task(path, "load", params={}, inputs={}, limits=limits, threads=1)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert reply.ok, reply.failure
+    assert reply.wall_seconds > 2 * reply.cpu_seconds + limits.idle_seconds, (reply.wall_seconds, reply.cpu_seconds)

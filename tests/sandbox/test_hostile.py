@@ -4,7 +4,10 @@ harmless normal reply, quickly, and leaves no process behind (see conftest.py)."
 from __future__ import annotations
 
 import ast
+import errno
 import json
+import os
+import platform
 import re
 import sys
 from pathlib import Path
@@ -15,6 +18,7 @@ import pytest
 from grader.sandbox import SandboxReply
 
 from .helpers import (
+    HOST,
     HOSTILE,
     LIMITS,
     ORPHAN_MARKER,
@@ -183,3 +187,22 @@ def test_filesystem_shows_only_the_job_and_private_tmp():
         assert outcome.startswith("denied"), (attempt, outcome)
     for escaped in ("/work/main/labgrader-escape", "/etc/labgrader-escape", "/usr/labgrader-escape"):
         assert not Path(escaped).exists()
+
+
+@requires_bwrap
+def test_the_students_code_has_no_privileges_and_no_dangerous_syscalls():
+    reply = run(HOSTILE / "privileges.py")
+    report = json.loads(printed(reply, "PRIV "))
+    assert report["CapEff"] == report["CapPrm"] == report["CapBnd"] == "0000000000000000", report
+    assert report["NoNewPrivs"] == "1"
+    if os.geteuid() == 0:  # the grader's root maps the student to an unprivileged host uid, never to 0
+        host_uid = HOST.sandbox_host_uid
+        assert report["uid"] != 0 and host_uid not in (None, 0)
+        inside, outside = report["uid_map"][-3], report["uid_map"][-2]
+        assert (int(inside), int(outside)) == (report["uid"], host_uid), report["uid_map"]
+    if HOST.seccomp is not None and platform.machine() == "x86_64":
+        assert report["Seccomp"] == "2"
+        for call in ("io_uring_setup", "keyctl", "bpf", "ptrace_traceme", "unshare_user", "mount"):
+            assert report[call] == f"errno {errno.EPERM}", (call, report[call])
+    assert report["kill_init"] == f"errno {errno.EPERM}"  # bubblewrap's init, in a namespace of the student's own
+    assert report["nice_down"] == f"errno {errno.EACCES}"
