@@ -291,8 +291,9 @@ class Session:
         return future.result() if future is not None else None
 
     def finished(self) -> list[Run]:
-        """The runs that ended, in the order they were started."""
-        return [f.result() for f in self._futures.values() if f.done() and not f.cancelled()]
+        """The runs that ended with a reply, in the order they were started (a job that raised is its check's
+        error, reported there)."""
+        return [f.result() for f in self._futures.values() if f.done() and not f.cancelled() and not f.exception()]
 
     def memo(self, key: str, compute: Callable[[], object]) -> object:
         """Analyses shared by several checks (e.g. the circle runs) are computed once."""

@@ -520,11 +520,15 @@ def all_figures(checks: list[CheckResult], processes: int = 2) -> list[list[Capt
     """The figures of every check; with processes=2 a forked copy of this process draws every other figure."""
     jobs = [(i, j) for i, c in enumerate(checks) for j in range(len(FIGURES.get(c.id, [])))]
 
+    here = os.getpid()
+
     def draw(job: Job) -> str | None:
         i, j = job
         try:
             return FIGURES[checks[i].id][j][1](checks[i])
         except Exception:  # odd data in one figure costs that figure, not the report
+            if os.getpid() != here:
+                raise  # in the forked copy: it fails as a whole, and this process draws its share again
             log.exception("figure %d of check %s could not be drawn", j, checks[i].id)
             plt.close("all")
             return None

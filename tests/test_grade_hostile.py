@@ -13,6 +13,7 @@ import pytest
 from bugs import REFERENCE
 from conftest import SUBMISSIONS, graded_fast, pdf_text
 
+import grader.session as session_module
 from grader import GradeResult, grade, grading, load_assignment
 from grader.checks.base import CheckSpec, item, scored
 from grader.sandbox import cgroups
@@ -214,3 +215,20 @@ def test_an_exception_while_scoring_a_check_costs_only_that_check(tmp_path, monk
     assert (fine_check.status, fine_check.score) == ("passed", 15) and result.score == 15
     assert "Traceback" in caplog.text and "in broken" in caplog.text
     assert (tmp_path / "out" / "results.json").is_file() and (tmp_path / "out" / "report.pdf").is_file()
+
+
+def test_a_sandbox_job_that_raises_costs_only_its_check(tmp_path, monkeypatch):
+    """A grader bug inside a sandbox job (run_task raising) reaches the check that reads the run, as its error, and
+    the list of runs leaves the job out instead of raising it again after every check was scored."""
+
+    def failing_run_task(*args, **kwargs):
+        raise RuntimeError("the sandbox broke")
+
+    submission = tmp_path / "fold_only.py"
+    submission.write_text("def fold_batchnorm(model):\n    return model\n")
+    monkeypatch.setattr(session_module, "run_task", failing_run_task)
+    result = grade(submission, fast=True)
+    fold = result.check("fold_batchnorm")
+    assert fold.status == "error" and fold.score == 0
+    assert fold.message.startswith("The grader could not score this: RuntimeError (the sandbox broke)")
+    assert [r.name for r in result.runs] == ["load"]

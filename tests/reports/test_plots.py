@@ -157,3 +157,18 @@ def test_labels_too_long_for_the_estimate_fall_back_to_measured_layout():
     box = ax.get_yticklabels()[0].get_window_extent(fig.canvas.get_renderer())
     assert box.x0 >= 0 and ax.get_position().width > 0.1
     plt.close(fig)
+
+
+def test_a_figure_that_fails_on_odd_data_is_left_out_of_the_report(reference_fast, monkeypatch):
+    """Odd metrics or series (a stored result of another version, values nobody expected) cost the figure that
+    cannot draw them, not the report; it fails in the forked copy and again here, and is then left out."""
+    draw = plots.FIGURES["sigma_sweep"][0]
+
+    def fails(check):
+        raise ZeroDivisionError("odd data")
+
+    monkeypatch.setitem(plots.FIGURES, "sigma_sweep", [(draw[0], fails), *plots.FIGURES["sigma_sweep"][1:]])
+    for processes in (1, 2):
+        drawn = plots.all_figures(reference_fast.checks, processes=processes)
+        sweep = drawn[[c.id for c in reference_fast.checks].index("sigma_sweep")]
+        assert draw[0] not in [caption for caption, _ in sweep] and len(sweep) == len(plots.FIGURES["sigma_sweep"]) - 1
