@@ -463,7 +463,8 @@ def fold_batchnorm(module: ModuleType, params: dict, inputs: Tensors) -> tuple[d
     out: Tensors = {"y": y}
     layers = []
     for k, m in enumerate(executed):
-        layers.append({"type": type(m).__name__, "torch": type(m).__module__.startswith("torch.nn")})
+        # a class name is the student's text: cut here so that no name fills the reply (the parent cleans it again)
+        layers.append({"type": type(m).__name__[:200], "torch": type(m).__module__.startswith("torch.nn")})
         if isinstance(m, nn.Linear):
             out[f"layer{k}.weight"] = m.weight.detach()
             if m.bias is not None:
