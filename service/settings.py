@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         description="CPUs one grading may use (0: this machine's divided by "
         "WORKER_CONCURRENCY); with several workers on one machine, give each its share",
     )
+    sandbox_uid: int = Field(
+        65534,
+        gt=0,
+        description="unprivileged host uid the student's code runs as (a root worker maps it into the sandbox; "
+        "the grader reads the variable itself, this checks it when the service starts)",
+    )
     worker_nice: int = Field(10, description="CPU niceness of workers: the API stays responsive on a shared machine")
     soft_time_limit: int = Field(1500, description="seconds before a grading is asked to stop")
     time_limit: int = Field(1800, description="seconds before a grading is killed")
