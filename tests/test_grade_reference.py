@@ -6,7 +6,7 @@ import math
 
 from bugs import REFERENCE
 
-from grader import SCHEMA_VERSION, GradeResult
+from grader import SCHEMA_VERSION, GradeResult, load_assignment
 from reports.cli import main
 
 
@@ -23,9 +23,12 @@ def test_reference_full_marks_fast(reference_fast):
         "training_diagnostics",
     }
     assert r.isolation.method == "bubblewrap" and r.isolation.network_isolated
-    names = {"sweep", "recommended", "deep", "mnist_dropout", "mnist_plain", "sanity", "fold"}
+    names = {"load", "sweep", "recommended", "deep", "mnist_dropout", "mnist_plain", "sanity", "fold"}
     assert {run.name for run in r.runs} == names
     assert all(run.ok and run.seconds > 0 for run in r.runs)
+    if r.isolation.cgroup:  # the kernel counted each task's CPU time, and every task stayed within its budget
+        limits = load_assignment().limits
+        assert all(0 < run.cpu_seconds < limits.cpu_budget(run.name) for run in r.runs), r.runs
     assert [d.name for d in r.datasets] == ["circle", "fashion-mnist"]
 
 

@@ -304,7 +304,10 @@ def test_lab_work_runs_under_filter(tmp_path):
     mounts of /tmp, /proc, /dev and /job) happens before it applies the filter, so the filter does not hinder it."""
     isolation = ["--unshare-user", "--disable-userns", "--unshare-ipc", "--unshare-net", "--unshare-uts"]
     isolation += ["--unshare-cgroup-try", "--cap-drop", "ALL", "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
-    isolation += ["--tmpfs", "/dev/shm", "--bind", str(tmp_path), "/job", "--remount-ro", "/"]
+    isolation += ["--tmpfs", "/dev/shm", "--bind", str(tmp_path), "/job"]
+    for prefix in sorted({sys.prefix, sys.base_prefix}):  # a checkout or venv under /tmp stays visible
+        isolation += ["--ro-bind", prefix, prefix]
+    isolation += ["--remount-ro", "/"]
     # Seccomp mode 2 with one filter more than this process has (a container may have its own).
     own = re.search(r"^Seccomp_filters:\s*(\d+)", Path("/proc/self/status").read_text(), re.M)
     done = bwrap(f"FILTERS = {int(own[1]) + 1 if own else None}\n{LAB_WORK}", *isolation)
