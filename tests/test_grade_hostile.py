@@ -140,6 +140,7 @@ def assert_full_marks(result: dict, *check_ids: str) -> None:
         assert checks[check_id]["score"] == checks[check_id]["max_score"] > 0, checks[check_id]["message"]
 
 
+@pytest.mark.slow  # a whole grading through the command (20-40 s)
 def test_a_layer_without_inputs_costs_only_the_deep_net_check(tmp_path):
     """deep_model's Linear(0, 100) made expected_variance divide by zero in the grading process: no result."""
     _, result = graded_by_cli("zero_fan_in", tmp_path)
@@ -150,6 +151,7 @@ def test_a_layer_without_inputs_costs_only_the_deep_net_check(tmp_path):
         assert "has a layer with 0 inputs" in part["detail"] and "Linear(0, 100)" in part["detail"], part
 
 
+@pytest.mark.slow  # a whole grading through the command (20-40 s)
 def test_rich_markup_in_an_exception_is_printed_as_text(tmp_path):
     """An exception message "[/]" made rich raise MarkupError after result.json and before report.pdf."""
     done, result = graded_by_cli("markup_message", tmp_path)
@@ -160,6 +162,7 @@ def test_rich_markup_in_an_exception_is_printed_as_text(tmp_path):
     assert "Your code raised ValueError: [/] [bold red]FULL MARKS[/bold red]" in table
 
 
+@pytest.mark.slow  # a whole grading through the command (20-40 s)
 def test_escape_sequences_in_messages_and_class_names_reach_nothing(tmp_path):
     """ANSI escapes in an exception's message and class name and in a module's class name."""
     _, result = graded_by_cli("ansi_escape", tmp_path)
@@ -170,6 +173,7 @@ def test_escape_sequences_in_messages_and_class_names_reach_nothing(tmp_path):
     assert checks["fold_batchnorm"]["metrics"]["layers"] == ["Linear"]
 
 
+@pytest.mark.slow  # a whole grading through the command (20-40 s)
 def test_megabyte_class_names_are_cut_before_the_result_and_the_report(tmp_path):
     """A module class name of 1.5 MB went whole into the result (and the report, three times over: thousands of
     pages when it wraps), and an exception class name of 1.5 MB crashed the child while it reported the
