@@ -204,16 +204,15 @@ class _Group:
     def _dir(self, controller: str) -> Path | None:
         return self.dirs.get("" if self.cg.version == 2 else controller)
 
-    def child(self, name: str) -> _Group:
+    def child(self, name: str, parent_of_jobs: bool = False) -> _Group:
+        """A new group below this one; on v2, ``parent_of_jobs`` gives it the controllers its jobs need."""
         dirs = {key: path / name for key, path in self.dirs.items()}
-        made = _Group(self.cg, dirs)
         for path in dirs.values():
             path.mkdir()
-        if self.cg.version == 2:
-            with contextlib.suppress(OSError):  # a job's own folder gives nothing further down
-                if name.startswith("grading-"):
-                    (dirs[""] / "cgroup.subtree_control").write_text("+cpu +memory +pids")
-        return made
+        if parent_of_jobs and self.cg.version == 2:
+            with contextlib.suppress(OSError):
+                (dirs[""] / "cgroup.subtree_control").write_text("+cpu +memory +pids")
+        return _Group(self.cg, dirs)
 
     def write(self, controller: str, name: str, value: str) -> bool:
         folder = self._dir(controller)
@@ -233,6 +232,16 @@ class _Group:
             return (folder / name).read_text()
         except OSError:
             return None
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user and system) of every process that was ever in the group; None without accounting."""
+        if self.cg.version == 2:
+            for line in (self.read("", "cpu.stat") or "").splitlines():
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1]) / 1e6
+            return None
+        text = self.read("cpuacct", "cpuacct.usage")
+        return int(text) / 1e9 if text else None
 
     def procs_files(self) -> list[Path]:
         return [path / "cgroup.procs" for path in self.dirs.values()]
@@ -347,14 +356,7 @@ class JobCgroup:
 
     def cpu_seconds(self) -> float | None:
         """CPU time of every process the job ever had (user and system)."""
-        if self.cg.version == 2:
-            text = self._group.read("", "cpu.stat") or ""
-            for line in text.splitlines():
-                if line.startswith("usage_usec "):
-                    return int(line.split()[1]) / 1e6
-            return None
-        text = self._group.read("cpuacct", "cpuacct.usage")
-        return int(text) / 1e9 if text else None
+        return self._group.cpu_seconds()
 
     def run_delay_seconds(self) -> float:
         """Time the job's threads spent runnable but not running (waiting for a CPU, throttled) since the last
@@ -415,7 +417,7 @@ class GradingCgroup:
         with _lock:
             name = f"grading-{os.getpid()}-{next(_counter)}"
         _remove_stale(self.cg)
-        self._group = _Group(self.cg, dict(self.cg.dirs)).child(name)
+        self._group = _Group(self.cg, dict(self.cg.dirs)).child(name, parent_of_jobs=True)
         self.cpus = cpus
         self.quota = False
         if cpus is not None and cpus > 0:
@@ -429,13 +431,7 @@ class GradingCgroup:
 
     def cpu_seconds(self) -> float | None:
         """CPU time of every job of the grading so far."""
-        if self.cg.version == 2:
-            for line in (self._group.read("", "cpu.stat") or "").splitlines():
-                if line.startswith("usage_usec "):
-                    return int(line.split()[1]) / 1e6
-            return None
-        text = self._group.read("cpuacct", "cpuacct.usage")
-        return int(text) / 1e9 if text else None
+        return self._group.cpu_seconds()
 
     def over_budget(self) -> bool:
         """Whether the grading's jobs together used up its CPU budget."""

@@ -128,7 +128,7 @@ class _Watch:
     def __init__(self, budget: Budget, job: JobCgroup | None) -> None:
         self.budget, self.job = budget, job
         self.idle = 0.0
-        self.counts_idle = job is not None and job.cpu_seconds() is not None
+        self.counts_idle = job is not None and "cpuacct" in job.cg.features
         self._last = time.monotonic()
         self._cpu = 0.0
 
@@ -233,7 +233,7 @@ def _dump_stack(job: JobCgroup, python: list[str]) -> None:
     except OSError:
         return
     deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline and Path(f"/proc/{oldest[1]}").exists() and _alive(oldest[1]):
+    while time.monotonic() < deadline and _alive(oldest[1]):
         time.sleep(0.01)
 
 

@@ -80,7 +80,6 @@ def run_task(
         job = job_dir(root)
         job.mkdir()
         shutil.copyfile(submission, job / SUBMISSION_FILE)
-        (job / SUBMISSION_FILE).chmod(0o444)
         (job / REQUEST_FILE).write_text(request.model_dump_json())
         arrays = {name: np.ascontiguousarray(array) for name, array in inputs.items()}
         safetensors.numpy.save_file(arrays, job / INPUTS_FILE)
