@@ -4,6 +4,8 @@ non-default eps and momentum, an affine=False BatchNorm, and a BatchNorm after t
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,6 +46,7 @@ def inputs(n: int, seed: int) -> torch.Tensor:
     return torch.randn(n, SPEC[0]["in"], generator=torch.Generator().manual_seed(seed)) * 2.0 + 3.0
 
 
+@functools.lru_cache(maxsize=4)
 def teacher_model(seed: int, steps: int = 300) -> tuple[nn.Sequential, list[dict]]:
     """Train the MLP to imitate a fixed random target function; returns it in eval mode, with its spec."""
     g = torch.Generator().manual_seed(seed)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import threading
 import time
@@ -15,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from grader.assignment import Assignment, load_assignment
+from grader.batchnorm_teacher import teacher_model
+from grader.built import Built, validated
 from grader.checks import CHECKS
 from grader.checks.base import CheckSpec, not_run
 from grader.data import CircleData, MnistData, load_mnist
@@ -23,7 +24,7 @@ from grader.device import cpu_count, resolve_device
 from grader.result import CheckResult, Dataset, Failure, GradeResult, IsolationInfo, RunTiming, Submission
 from grader.sandbox import detect_isolation, run_task
 from grader.sandbox.cgroups import GradingCgroup, grading_cgroup
-from grader.session import Session, task_limits
+from grader.session import Session, build_plan, task_limits
 from grader.text import NAME_LIMIT, TRACEBACK_LIMIT, clean, clean_check
 
 GRADER_VERSION = "0.1.0"
@@ -71,28 +72,6 @@ def read_submission(path: Path) -> tuple[Submission, Failure | None]:
     return sub, None
 
 
-def _validated_load(meta: dict) -> tuple[dict[str, str], dict[str, float] | None]:
-    """The child's report of which contract names exist, kept only in the shape the grader expects."""
-    raw_names = meta.get("names") if isinstance(meta.get("names"), dict) else {}
-    names = {n: clean(raw_names.get(n, "missing"), 80) for n in CONTRACT}
-    sigmas = meta.get("sigmas")
-    if not isinstance(sigmas, dict):
-        return names, None
-    valid = {k: _positive_float(sigmas[k]) for k in ("small", "good", "big") if k in sigmas}
-    return names, {k: v for k, v in valid.items() if v is not None} or None
-
-
-def _positive_float(value: object) -> float | None:
-    """A finite positive float from JSON data, or None (an int too large for a float included)."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) and number > 0 else None
-
-
 @dataclass(frozen=True)
 class Setup:
     """Everything trusted that a grading run needs before any student code runs."""
@@ -117,30 +96,35 @@ def prepare(assignment: Assignment, device: str, data_dir: Path | None) -> Setup
     return Setup(a, resolve_device(device), circle, mnist, hidden)
 
 
-def load(
+def build(
     submission: Path, setup: Setup, group: GradingCgroup | None = None, threads: int = 1
-) -> tuple[Submission, dict[str, float] | None, RunTiming | None]:
-    """Check the file and import it once in the sandbox to learn which contract names it defines."""
+) -> tuple[Submission, Built | None, RunTiming | None]:
+    """Check the file, then run it once in the sandbox to build every model the checks need (as graphs)."""
     sub, failure = read_submission(submission)
-    sigmas, timing = None, None
+    built, timing = None, None
     if failure is None:
-        limits = task_limits(setup.assignment.limits, "load", threads)
-        loaded = run_task(
-            submission, "load", params={}, inputs={}, limits=limits, device=setup.device, hidden_paths=setup.hidden,
-            group=group, threads=threads,
+        a = setup.assignment
+        plan = build_plan(a, setup.mnist is not None)
+        teacher, spec = teacher_model(a.seed)
+        state = {f"teacher/{k}": v.detach().numpy() for k, v in teacher.state_dict().items()}
+        limits = task_limits(a.limits, "build", threads)
+        reply = run_task(
+            submission, "build", params={"models": plan, "fold": {"spec": spec, "input": spec[0]["in"]}},
+            inputs=state, limits=limits, device="cpu", hidden_paths=setup.hidden, group=group, threads=threads,
         )  # fmt: skip
         timing = RunTiming(
-            name="load", task="load", seconds=loaded.wall_seconds, ok=loaded.ok, started_s=None,
-            cpu_seconds=loaded.cpu_seconds, memory_peak_mb=loaded.memory_peak_mb,
+            name="build", task="build", seconds=reply.wall_seconds, ok=reply.ok, started_s=None,
+            cpu_seconds=reply.cpu_seconds, memory_peak_mb=reply.memory_peak_mb,
         )  # fmt: skip
-        if loaded.ok:
-            sub.names, sigmas = _validated_load(loaded.meta)
+        if reply.ok:
+            built = validated(reply, plan)
+            sub.names = built.names
         else:
-            assert loaded.failure is not None
-            f = loaded.failure
+            assert reply.failure is not None
+            f = reply.failure
             failure = Failure(kind=f.kind, message=f.message, traceback=f.traceback)
     sub.load_failure = failure
-    return sub, sigmas, timing
+    return sub, built, timing
 
 
 def grade(
@@ -164,25 +148,25 @@ def grade(
     report = progress or (lambda what, step, total: None)
     setup = prepare(assignment, device, data_dir)
     a = setup.assignment
-    report("loading your file", 0, 1)
+    report("building your models", 0, 1)
     cpus = max(1, cpus or cpu_count())
     lanes = workers or min(2, cpus)
     threads = max(1, cpus // lanes)
     # Every sandboxed task of this grading shares its CPUs and its CPU budget.
     with grading_cgroup(cpus, a.limits.grading_cpu_budget(threads)) as group:
-        sub, sigmas, loaded = load(submission, setup, group, threads)
-        if sub.load_failure is not None:
+        sub, built, loaded = build(submission, setup, group, threads)
+        if sub.load_failure is not None or built is None:
             checks = [not_run(c.id, c.title, a.max_points(c.id), sub.load_failure, "Your file") for c in CHECKS]
             runs: list[RunTiming] = []
         else:
-            checks, runs = _run_checks(submission, setup, sub.names, sigmas, lanes, threads, report, group)
+            checks, runs = _run_checks(built, setup, lanes, threads, report, group)
         runs = ([loaded] if loaded is not None else []) + runs
     datasets = [
         Dataset(name="circle", source="generated (the lab template's generator)", n_train=a.circle.n_train,
                 n_val=a.circle.n_val),
         Dataset(name=setup.mnist.name, source=setup.mnist.source, n_train=a.mnist.n_train, n_val=a.mnist.n_val),
     ]  # fmt: skip
-    isolation = detect_isolation(task_limits(a.limits, "load", threads))
+    isolation = detect_isolation(task_limits(a.limits, "build", threads))
     return GradeResult(
         grader_version=GRADER_VERSION, assignment_id=a.id, assignment_title=a.title, submission=sub,
         started_at=started, finished_at=datetime.now(UTC), seconds=time.monotonic() - t0, device=setup.device,
@@ -192,10 +176,8 @@ def grade(
 
 
 def _run_checks(
-    submission: Path,
+    built: Built,
     setup: Setup,
-    names: dict[str, str],
-    sigmas: dict[str, float] | None,
     workers: int,
     threads: int,
     report: Progress,
@@ -211,8 +193,9 @@ def _run_checks(
             running = ", ".join(f"{n} {f:.0%}" for n, f in fractions.items() if f < 1) or "scoring"
             report(f"running your models: {running}", round(100 * sum(fractions.values())), 100 * len(fractions))
 
+    names = built.names
     session = Session(
-        submission, setup.assignment, setup.circle, setup.mnist, names=names, sigmas=sigmas, device=setup.device,
+        built, setup.assignment, setup.circle, setup.mnist, names=names, sigmas=built.sigmas, device=setup.device,
         workers=workers, threads=threads, hidden_paths=setup.hidden,
         on_progress=on_progress, group=group,
     )  # fmt: skip

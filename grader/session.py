@@ -16,6 +16,7 @@ import torch
 from grader.assignment import Assignment, LimitsConfig
 from grader.batchnorm_teacher import inputs as teacher_inputs
 from grader.batchnorm_teacher import teacher_model
+from grader.built import Built
 from grader.data import CircleData, MnistData, circle_sample
 from grader.sandbox import Limits, SandboxFailure, SandboxReply, run_task
 from grader.sandbox.cgroups import GradingCgroup
@@ -72,7 +73,7 @@ class Run:
 
 
 def task_limits(config: LimitsConfig, task: str, threads: int) -> Limits:
-    """The sandbox limits of one task (named as in Session.start, or "load"), its budgets from its reference cost."""
+    """The sandbox limits of one task (named as in Session.start, or "build"), its budgets from its reference cost."""
     return Limits(
         wall_seconds=config.wall_budget(task, threads),
         cpu_seconds=config.cpu_budget(task, threads),
@@ -80,6 +81,35 @@ def task_limits(config: LimitsConfig, task: str, threads: int) -> Limits:
         memory_mb=config.memory_mb,
         processes=config.processes,
     )
+
+
+INITS = ("normal", "xavier", "kaiming")
+
+
+def build_plan(assignment: Assignment, mnist: bool) -> list[dict]:
+    """Every model the checks need, as requests for the sandbox's build task: key, factory, arguments, seed,
+    input width. The SIGMAS models name their label; the sandbox fills in the student's value."""
+    c, seed = assignment.circle, assignment.seed
+    plan = [
+        {"key": f"circle.g{j}.s{s}", "factory": "circle_model", "args": [sigma], "seed": s, "input": 2}
+        for j, sigma in enumerate(c.sigma_grid)
+        for s in c.seeds
+    ]
+    for s in dict.fromkeys([*c.seeds, seed]):
+        plan.append({"key": f"circle.none.s{s}", "factory": "circle_model", "args": [None], "seed": s, "input": 2})
+    for s in c.seeds:
+        plan.append({"key": f"circle.glorot.s{s}", "factory": "circle_model", "args": [1.0], "seed": s, "input": 2})
+        for label in ("small", "good", "big"):
+            plan.append({"key": f"circle.{label}.s{s}", "factory": "circle_model", "sigma_label": label, "seed": s,
+                         "input": 2})  # fmt: skip
+    plan += [{"key": f"deep.{i}", "factory": "deep_model", "args": [i], "seed": seed, "input": 2} for i in INITS]
+    if mnist:
+        plan += [
+            {"key": f"mnist.{'dropout' if d else 'plain'}", "factory": "mnist_model", "args": [d], "seed": seed,
+             "input": 784}
+            for d in (True, False)
+        ]  # fmt: skip
+    return plan
 
 
 def log_schedule(steps: int) -> list[int]:
@@ -92,7 +122,7 @@ class Session:
 
     def __init__(
         self,
-        submission: Path,
+        built: Built,
         assignment: Assignment,
         circle: CircleData,
         mnist: MnistData | None,
@@ -106,8 +136,8 @@ class Session:
         on_progress: Callable[[str, float], None],
         group: GradingCgroup | None = None,
     ) -> None:
-        self.submission, self.assignment, self.circle_data, self.mnist_data = (
-            submission,
+        self.built, self.assignment, self.circle_data, self.mnist_data = (
+            built,
             assignment,
             circle,
             mnist,
@@ -123,6 +153,8 @@ class Session:
         self.deep_x = circle.standardize(x_deep)  # (n_samples, 2), like the training inputs
         self.deep_cotangent = torch.randn(deep.n_samples, 2, generator=torch.Generator().manual_seed(deep.seed))
         self.circle_grid, self.grid_extent = circle.grid(assignment.circle.grid_resolution)
+        self.teacher, self.teacher_spec = teacher_model(assignment.seed)  # the one the build task folded
+        self.teacher_x = teacher_inputs(512, seed=1)
 
     # -- task parameters -------------------------------------------------------------------------------------
     def _circle_inputs(self) -> dict[str, torch.Tensor]:
@@ -144,16 +176,18 @@ class Session:
         """circle_model(None) over the seeds (scaled inputs), then on raw inputs: the student's own init."""
         seeds = self.assignment.circle.seeds
         return [
-            *({"sigma": None, "glorot": False, "seed": s, "raw": False, "grid": s == seeds[0]} for s in seeds),
-            *({"sigma": None, "glorot": False, "seed": s, "raw": True, "grid": False} for s in seeds),
-        ]
+            *({"sigma": None, "glorot": False, "seed": s, "raw": False, "grid": s == seeds[0],
+               "key": f"circle.none.s{s}"} for s in seeds),
+            *({"sigma": None, "glorot": False, "seed": s, "raw": True, "grid": False, "key": f"circle.none.s{s}"}
+              for s in seeds),
+        ]  # fmt: skip
 
     def sweep_runs(self) -> list[dict]:
         """The sigma grid, the student's SIGMAS, Glorot, and the good sigma on raw inputs, over the seeds."""
         c = self.assignment.circle
-        runs = [{"sigma": s, "label": None} for s in c.sigma_grid]
+        runs = [{"sigma": s, "label": None, "key": f"circle.g{j}"} for j, s in enumerate(c.sigma_grid)]
         if self.sigmas:
-            runs += [{"sigma": v, "label": k} for k, v in self.sigmas.items()]
+            runs += [{"sigma": v, "label": k, "key": f"circle.{k}"} for k, v in self.sigmas.items()]
         out = []
         for r in runs:
             for seed in c.seeds:
@@ -166,6 +200,7 @@ class Session:
                         "raw": False,
                         "grid": grid,
                         "label": r["label"],
+                        "key": f"{r['key']}.s{seed}",
                     }
                 )
         for seed in c.seeds:
@@ -177,6 +212,7 @@ class Session:
                     "raw": False,
                     "grid": seed == c.seeds[0],
                     "label": "glorot",
+                    "key": f"circle.glorot.s{seed}",
                 }
             )
         if self.sigmas and "good" in self.sigmas:
@@ -189,6 +225,7 @@ class Session:
                         "raw": True,
                         "grid": False,
                         "label": "good_raw",
+                        "key": f"circle.good.s{seed}",
                     }
                 )
         return out
@@ -215,22 +252,37 @@ class Session:
         return params, inputs
 
     # -- running ---------------------------------------------------------------------------------------------
-    def start(self, name: str, task: str, params: dict, inputs: dict[str, torch.Tensor]) -> None:
-        """Queue one sandbox task; `on_progress(name, fraction)` follows it until it ends (fraction 1)."""
+    def start(self, name: str, task: str, params: dict, inputs: dict[str, torch.Tensor], keys: list[str]) -> None:
+        """Queue one trusted task on the captured models `keys`; `on_progress(name, fraction)` follows it until it
+        ends (fraction 1). A model whose build failed fails the run with that failure, without running it."""
         arrays = {k: v.detach().cpu().contiguous().numpy() for k, v in inputs.items()}
+        keys = list(dict.fromkeys(keys))
         params = {**params, "device": self.device}
         if self._t0 is None:
             self._t0 = time.monotonic()
         t0 = self._t0
+        failed = next((self.built.failures[k] for k in keys if k in self.built.failures), None)
+        if failed is None:
+            missing = [k for k in keys if k not in self.built.graphs]
+            if missing:
+                failed = SandboxFailure(kind="contract", message=f"{self.built.shown(missing[0])} was not built.")
+        if failed is None:
+            params["graphs"] = {k: self.built.graphs[k] for k in keys}
+            params["shown"] = {k: self.built.shown(k) for k in keys}
+            for k in keys:
+                arrays |= {f"{k}/{n}": a for n, a in self.built.tensors[k].items()}
 
         def job() -> Run:
             started = time.monotonic() - t0
-            reply = run_task(
-                self.submission, task, params=params, inputs=arrays, device=self.device, group=self.group,
-                limits=task_limits(self.assignment.limits, name, self.threads),
-                threads=self.threads, hidden_paths=self.hidden_paths,
-                progress=lambda done, total: self.on_progress(name, done / total),
-            )  # fmt: skip
+            if failed is not None:
+                reply = SandboxReply(ok=False, meta={}, tensors={}, failure=failed, log_tail="", wall_seconds=0.0)
+            else:
+                reply = run_task(
+                    None, task, params=params, inputs=arrays, device=self.device, group=self.group,
+                    limits=task_limits(self.assignment.limits, name, self.threads),
+                    threads=self.threads, hidden_paths=self.hidden_paths,
+                    progress=lambda done, total: self.on_progress(name, done / total),
+                )  # fmt: skip
             self.on_progress(name, 1.0)
             return Run(name, task, params, reply, started)
 
@@ -239,50 +291,43 @@ class Session:
     def start_all(self) -> list[str]:
         """Queue every task whose contract names exist, longest first; returns the names started."""
         has = {n for n, kind in self.names.items() if kind == "function"}
-        c = self.circle_data
+        c, a = self.circle_data, self.assignment
         circle_inputs = self._circle_inputs()
         if "mnist_model" in has and self.mnist_data is not None:  # the two longest tasks, then the rest
             for dropout in (True, False):
-                self.start(f"mnist_{'dropout' if dropout else 'plain'}", "mnist_train", *self.mnist_params(dropout))
+                variant = "dropout" if dropout else "plain"
+                self.start(f"mnist_{variant}", "mnist_train", *self.mnist_params(dropout), [f"mnist.{variant}"])
         if "circle_model" in has:
-            self.start("sweep", "circle_runs", self.circle_params(self.sweep_runs()), circle_inputs)
-        if "circle_model" in has:
-            self.start("recommended", "circle_runs", self.circle_params(self.recommended_runs()), circle_inputs)
+            runs = self.sweep_runs()
+            self.start("sweep", "circle_runs", self.circle_params(runs), circle_inputs, [r["key"] for r in runs])
+            runs = self.recommended_runs()
+            self.start("recommended", "circle_runs", self.circle_params(runs), circle_inputs, [r["key"] for r in runs])
         if "deep_model" in has:
             self.start(
-                "deep",
-                "deep_stats",
-                {"inits": ["normal", "xavier", "kaiming"], "seed": self.assignment.seed},
-                {"x": self.deep_x, "cotangent": self.deep_cotangent},
-            )
+                "deep", "deep_stats", {"inits": list(INITS), "seed": a.seed},
+                {"x": self.deep_x, "cotangent": self.deep_cotangent}, [f"deep.{i}" for i in INITS],
+            )  # fmt: skip
         sanity_models = []
         if "circle_model" in has:
-            sanity_models.append({"factory": "circle_model", "args": [None], "data": "circle", "n_classes": 2})
+            sanity_models.append({"key": f"circle.none.s{a.seed}", "factory": "circle_model", "args": [None],
+                                  "data": "circle", "n_classes": 2})  # fmt: skip
         if "deep_model" in has:
-            sanity_models += [
-                {"factory": "deep_model", "args": [i], "data": "circle", "n_classes": 2}
-                for i in ("normal", "xavier", "kaiming")
-            ]
+            sanity_models += [{"key": f"deep.{i}", "factory": "deep_model", "args": [i], "data": "circle",
+                               "n_classes": 2} for i in INITS]  # fmt: skip
         if "mnist_model" in has and self.mnist_data is not None:
-            sanity_models += [
-                {"factory": "mnist_model", "args": [d], "data": "mnist", "n_classes": 10} for d in (False, True)
-            ]
+            sanity_models += [{"key": f"mnist.{v}", "factory": "mnist_model", "args": [v == "dropout"],
+                               "data": "mnist", "n_classes": 10} for v in ("plain", "dropout")]  # fmt: skip
         if sanity_models:
             inputs = {"circle_x": c.x_train, "circle_y": c.y_train}
             if self.mnist_data is not None:
                 inputs |= {"mnist_x": self.mnist_data.x_train[:500], "mnist_y": self.mnist_data.y_train[:500]}
-            s = self.assignment.sanity
+            s = a.sanity
             self.start(
-                "sanity",
-                "init_sanity",
-                {"models": sanity_models, "steps": s.steps, "lr": s.lr, "seed": self.assignment.seed},
-                inputs,
-            )
+                "sanity", "init_sanity", {"models": sanity_models, "steps": s.steps, "lr": s.lr, "seed": a.seed},
+                inputs, [m["key"] for m in sanity_models],
+            )  # fmt: skip
         if "fold_batchnorm" in has:
-            self.teacher, spec = teacher_model(self.assignment.seed)
-            self.teacher_x = teacher_inputs(512, seed=1)
-            state = {f"state.{k}": v for k, v in self.teacher.state_dict().items()}
-            self.start("fold", "fold_batchnorm", {"spec": spec}, {**state, "x": self.teacher_x})
+            self.start("fold", "fold_batchnorm", {}, {"x": self.teacher_x}, ["fold"])
         return list(self._futures)
 
     def run(self, name: str) -> Run | None:

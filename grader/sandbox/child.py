@@ -6,10 +6,12 @@ Protocol (job folder ``/job`` under bubblewrap): read the parent's secret token 
 ``reply.json`` (a :class:`ChildReply` carrying the token), and end the process with ``os._exit(0)``,
 so that student threads and atexit handlers cannot delay or change the outcome.
 
-Tasks are functions ``(module, params, inputs) -> (meta, tensors)``: the builtins below (which also get
-run_task's ``device``) plus ``grader.sandbox.lab_tasks.TASKS``. They raise :class:`ContractError` when
-student objects break the lab's contract; anything else raised inside them is reported as an exception
-in the student's code.
+Two kinds of job run here. A *student job* imports the student's file and runs one of the builtin tasks below:
+"build" (grader.sandbox.inside.build: build every model and capture it as a graph), "load" and "forward". A
+*trusted job* gets no student file: it runs one of ``grader.tasks.TASKS`` on models rebuilt from captured
+graphs, and the student's code never runs in its process. Tasks raise :class:`ContractError` when student
+objects break the lab's contract; anything else raised in a student job is reported as an exception in the
+student's code.
 
 The student's code runs in this very process and can change anything in it, including reading the
 token from memory. That can only spoil its own grade: the trusted parent validates everything written
@@ -42,7 +44,6 @@ import torch
 from safetensors.torch import load_file, save
 
 from grader.device import deterministic
-from grader.sandbox import lab_tasks
 from grader.sandbox.protocol import (
     _MESSAGE_MAX,
     _TRACEBACK_MAX,
@@ -133,17 +134,50 @@ def _read_token() -> str:
 
 
 def _run(path: Path, request: TaskRequest, inputs: dict[str, torch.Tensor]) -> Outcome:
+    if request.task not in _BUILTIN_TASKS:
+        return _run_trusted(request, inputs)
     try:
         module = _import_submission(path)
     except BaseException as error:  # whatever the student's import raises is reported
         return _import_failure(error, path, request)
-    builtin = _BUILTIN_TASKS.get(request.task)
-    task = functools.partial(builtin, device=request.device) if builtin else lab_tasks.TASKS[request.task]
+    if request.task == "build":
+        from grader.sandbox.inside.build import build
+
+        task = functools.partial(build, describe=lambda e: _task_failure(e, module, path, request))
+    else:
+        task = functools.partial(_BUILTIN_TASKS[request.task], device=request.device)
     try:
         meta, tensors = task(module, request.params, inputs)
         return _dumps(meta), _save(_wire_tensors(tensors))
     except BaseException as error:  # whatever the student's code raises is reported
         return _task_failure(error, module, path, request)
+
+
+def _run_trusted(request: TaskRequest, inputs: dict[str, torch.Tensor]) -> Outcome:
+    """A trusted task on rebuilt models; no student file is imported in this process."""
+    from grader.tasks import TASKS, Models
+
+    try:
+        meta, tensors = TASKS[request.task](Models(request.params, inputs), request.params, inputs)
+        return _dumps(meta), _save(_wire_tensors(tensors))
+    except BaseException as error:
+        stage = _task_stage(request)
+        limit = _limit_failure(error, Path("/nonexistent"), request, stage)
+        if limit is not None:
+            return limit
+        if isinstance(error, ContractError):
+            return _failure(kind="contract", message=_shorten(str(error), _MAX_EXCEPTION_TEXT))
+        from grader.graph.schema import GraphError
+
+        if isinstance(error, GraphError):
+            return _failure(kind="contract", message=_shorten(f"Your model {error}", _MAX_EXCEPTION_TEXT))
+        traceback.print_exc()  # the grader's own error: its traceback goes to the job's log, for the instructor
+        return _failure(
+            kind="grader_error",
+            message=f"The grader failed while {stage} on your rebuilt model ({_type_name(error)}: "
+            f"{_shorten(str(error), 300)}). Your other checks are scored as usual; tell your instructor, who can "
+            "regrade it.",
+        )
 
 
 def _import_submission(path: Path) -> types.ModuleType:
@@ -199,7 +233,11 @@ def _task_forward(
     return {}, {"y": y}
 
 
-_BUILTIN_TASKS: dict[str, Callable[..., tuple[dict, dict]]] = {"load": _task_load, "forward": _task_forward}
+_BUILTIN_TASKS: dict[str, Callable[..., tuple[dict, dict]] | None] = {
+    "load": _task_load,
+    "forward": _task_forward,
+    "build": None,  # grader.sandbox.inside.build, imported only where it runs
+}
 
 
 def _kind(value: object) -> str:
@@ -337,6 +375,8 @@ def _task_stage(request: TaskRequest) -> str:
         return "the grader was inspecting your file"
     if request.task == "forward":
         return f"the grader was building {request.params['factory']}() and running it on test inputs"
+    if request.task == "build":
+        return "the grader was building your models and recording what their forward passes do"
     return f"the grader was running its '{request.task}' check"
 
 

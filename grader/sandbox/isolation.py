@@ -480,7 +480,8 @@ def _bwrap_args(
     args += ["--perms", "1777", "--size", tmpfs_size, "--tmpfs", "/dev/shm"]
     args += ["--perms", "1777", "--size", tmpfs_size, "--tmpfs", _JOB_IN_BWRAP]
     for name in (SUBMISSION_FILE, REQUEST_FILE, INPUTS_FILE):
-        args += ["--ro-bind", str(job / name), f"{_JOB_IN_BWRAP}/{name}"]
+        if (job / name).exists():  # a trusted job has no submission
+            args += ["--ro-bind", str(job / name), f"{_JOB_IN_BWRAP}/{name}"]
     args += _mask_args(hidden_paths, needed)
     args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", _JOB_IN_BWRAP]
     return args

@@ -48,6 +48,7 @@ FailureKind = Literal[
     "contract",
     "exception",
     "invalid_reply",
+    "grader_error",
 ]
 
 _MESSAGE_MAX = 4000

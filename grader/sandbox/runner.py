@@ -45,11 +45,11 @@ from grader.sandbox.protocol import (
 )
 from grader.sandbox.reply import SandboxReply
 
-BUILTIN_TASKS = ("load", "forward")
+BUILTIN_TASKS = ("load", "forward", "build")  # student jobs; every other task is a trusted one
 
 
 def run_task(
-    submission: Path,
+    submission: Path | None,
     task: str,
     *,
     params: dict,
@@ -72,18 +72,23 @@ def run_task(
     """
     request = _request(task, params, device, threads, limits, deadline=time.time() + limits.wall_seconds)
     _check_inputs(inputs)
-    if not Path(submission).is_file():
+    if (submission is None) != (task not in BUILTIN_TASKS):
+        raise ValueError(f"task {task!r} {'needs' if submission is None else 'must not get'} a submission")
+    if submission is not None and not Path(submission).is_file():
         raise FileNotFoundError(f"submission {submission} does not exist")
     token = secrets.token_hex(32)
     root = Path(tempfile.mkdtemp(prefix="labgrader-job-"))
     try:
         job = job_dir(root)
         job.mkdir()
-        shutil.copyfile(submission, job / SUBMISSION_FILE)
+        if submission is not None:
+            shutil.copyfile(submission, job / SUBMISSION_FILE)
         (job / REQUEST_FILE).write_text(request.model_dump_json())
         arrays = {name: np.ascontiguousarray(array) for name, array in inputs.items()}
         safetensors.numpy.save_file(arrays, job / INPUTS_FILE)
         for name in (SUBMISSION_FILE, REQUEST_FILE, INPUTS_FILE):  # the sandbox's user reads them
+            if not (job / name).exists():
+                continue
             (job / name).chmod(0o444)
         with _job_cgroup(group, limits, threads) as cgroup, _out_files(job) as fds:
             spec = launch(
@@ -96,7 +101,7 @@ def run_task(
             child = run_child(
                 spec, root / "log", f"{token}\n".encode(), budget, limits.log_tail_bytes, on_tick, job=cgroup, fds=fds
             )
-        source = Path(submission).read_text(errors="replace").splitlines()
+        source = Path(submission).read_text(errors="replace").splitlines() if submission is not None else []
         return reply_for(child, job, token, limits, _stage(task, params), source)
     finally:
         remove_tree(root)
@@ -130,7 +135,7 @@ def _out_files(job: Path) -> Iterator[dict[int, int]]:
 
 
 def _request(task: str, params: dict, device: str, threads: int | None, limits: Limits, deadline: float) -> TaskRequest:
-    from grader.sandbox.lab_tasks import TASKS  # child-side code: imported here only to know task names
+    from grader.tasks import TASKS
 
     if task not in BUILTIN_TASKS and task not in TASKS:
         raise ValueError(f"unknown sandbox task {task!r}")
@@ -149,13 +154,13 @@ def _check_inputs(inputs: dict[str, np.ndarray]) -> None:
 
 def _stage(task: str, params: dict) -> str:
     """Where a student should look for slow code, for time-limit messages."""
-    from grader.sandbox.lab_tasks import STUDENT_CODE
-
     if task == "load":
         return "at the top level of your file"
     if task == "forward":
         return f"at the top level of your file or in {params['factory']}() and its forward()"
-    return f"at the top level of your file or in {STUDENT_CODE.get(task, 'the functions the grader calls')}"
+    if task == "build":
+        return "at the top level of your file, in the functions that build your models or in their forward()"
+    return "in your model as the grader rebuilt it (its size or the operations its forward runs)"
 
 
 def _forward_progress(path: Path, progress: Callable[[int, int], None]) -> None:

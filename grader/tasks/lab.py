@@ -1,9 +1,9 @@
-"""Lab tasks that run INSIDE the sandbox child, beside the student's code.
+"""The lab's tasks, run on the trusted side on models rebuilt from their captured graphs.
 
-Nothing here is trusted: the student's module shares this process and can change anything in it. Tasks only
-build the student's models, train them with the lab's recipe and return raw data (logits, activations, weights).
-Labels of validation data never reach this side, and the grading process computes every score from the raw
-data after validating it. Each task is fn(module, params, inputs) -> (meta, tensors).
+No student code runs in the process that runs these: the models are grader.graph.rebuild.GraphModel instances,
+which run only whitelisted torch operations on the tensors the sandbox captured. Tasks train the models with
+the lab's recipe and return raw data (logits, activations, weights) that the checks score. Each task is
+fn(models, params, inputs) -> (meta, tensors), where ``models.get(key)`` rebuilds a fresh copy of a captured model.
 """
 
 from __future__ import annotations
@@ -11,16 +11,17 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from types import ModuleType
+from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grader.batchnorm_teacher import build as build_batchnorm_mlp
+from grader.graph import ops
+from grader.graph.rebuild import GraphModel, traced
+from grader.graph.schema import GraphError, validate_graph
 from grader.sandbox.protocol import PROGRESS_FD, ContractError
 
 Tensors = dict[str, torch.Tensor]
@@ -33,18 +34,27 @@ def report_progress(done: int, total: int) -> None:
         os.pwrite(PROGRESS_FD, f"{done} {total}".ljust(31).encode() + b"\n", 0)
 
 
-def build(module: ModuleType, name: str, *args: Any) -> nn.Module:
-    """Call the student's factory and check that it returned a module with parameters."""
-    factory = getattr(module, name, None)
-    if not callable(factory):
-        raise ContractError(f"Your file must define a function {name}(); it is missing or not callable.")
-    model = factory(*args)
-    shown = ", ".join(repr(a) for a in args)
-    if not isinstance(model, nn.Module):
-        raise ContractError(f"{name}({shown}) must return a torch.nn.Module, but returned {type(model).__name__}.")
-    if not any(True for _ in model.parameters()):
-        raise ContractError(f"{name}({shown}) returned a module without parameters.")
-    return model
+class Models:
+    """The captured models a task may use: ``get(key)`` rebuilds a fresh copy (training changes it)."""
+
+    def __init__(self, params: dict, inputs: Tensors) -> None:
+        self._graphs = params.get("graphs", {})
+        self._inputs = inputs
+        self._shown = params.get("shown", {})
+
+    def shown(self, key: str) -> str:
+        return str(self._shown.get(key, key))
+
+    def get(self, key: str) -> GraphModel:
+        if key not in self._graphs:
+            raise ContractError(f"{self.shown(key)} was not built")
+        graph = validate_graph(self._graphs[key])
+        prefix = f"{key}/"
+        state = {k.removeprefix(prefix): v for k, v in self._inputs.items() if k.startswith(prefix)}
+        try:
+            return GraphModel(graph, state)
+        except GraphError as e:
+            raise ContractError(f"{self.shown(key)}: {e}") from None
 
 
 def logits_of(model: nn.Module, x: torch.Tensor, n_classes: int, what: str) -> torch.Tensor:
@@ -59,95 +69,59 @@ def logits_of(model: nn.Module, x: torch.Tensor, n_classes: int, what: str) -> t
     return out
 
 
-class LinearTrace:
-    """Records, in execution order, the input and output of every nn.Linear call (and the gradient that
-    reaches each output when `grads` is set)."""
-
-    def __init__(self, model: nn.Module, grads: bool = False) -> None:
-        self.inputs: list[torch.Tensor] = []
-        self.outputs: list[torch.Tensor] = []
-        self.layers: list[nn.Linear] = []
-        self.output_grads: dict[int, torch.Tensor] = {}
-        self._grads = grads
-        self._handles = [m.register_forward_hook(self._hook) for m in model.modules() if isinstance(m, nn.Linear)]
-
-    def _hook(self, layer: nn.Module, args: tuple, output: torch.Tensor) -> None:
-        index = len(self.outputs)
-        self.layers.append(layer)  # type: ignore[arg-type]
-        self.inputs.append(args[0].detach())
-        self.outputs.append(output.detach())
-        if self._grads and output.requires_grad:
-            output.register_hook(lambda g, i=index: self.output_grads.__setitem__(i, g.detach()))
-
-    def clear(self) -> None:
-        self.inputs, self.outputs, self.layers, self.output_grads = [], [], [], {}
-
-    def remove(self) -> None:
-        for h in self._handles:
-            h.remove()
-
-
-@contextmanager
-def traced(model: nn.Module, grads: bool = False) -> Iterator[LinearTrace]:
-    trace = LinearTrace(model, grads)
-    try:
-        yield trace
-    finally:
-        trace.remove()
-
-
-def _reinit_glorot(model: nn.Module) -> None:
+def _reinit_glorot(model: GraphModel) -> None:
+    """Glorot-normal weights and zero biases in every linear unit (std sqrt(2 / (fan_in + fan_out)), which
+    reads the same either way round)."""
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_normal_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        for unit in model.units(training=True):
+            nn.init.xavier_normal_(model.tensor(unit.weight))
+            if unit.bias is not None:
+                nn.init.zeros_(model.tensor(unit.bias))
 
 
-def circle_runs(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
+def circle_runs(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
     """Part 1: full-batch SGD on the circle task for each run spec {sigma, glorot, seed, raw, grid}; returns
     the training-set logits at `log_steps`, validation logits at `val_steps` and decision-grid logits at the end.
     All runs train as one batched computation (torch.func.vmap over stacked parameters) when the student's
     models allow it; otherwise, one model at a time, and the meta says why."""
     reason = "batching is switched off for this task" if not params.get("batched", True) else None
     if reason is None:
-        models = [_circle_model(module, run) for run in params["runs"]]
-        reason = _why_not_batched(models)
+        built = [_circle_model(models, run) for run in params["runs"]]
+        reason = _why_not_batched(built)
     if reason is None:
         try:
-            return {"batched": True}, _circle_runs_batched(models, params, inputs)
+            return {"batched": True}, _circle_runs_batched(built, params, inputs)
         except ContractError:
             raise
         except Exception as e:  # an operation vmap cannot batch: the loop below still grades the model
             reason = f"batched training failed ({type(e).__name__}: {str(e)[:200]})"
-    return {"batched": False, "reason": reason}, _circle_runs_loop(module, params, inputs)
+    return {"batched": False, "reason": reason}, _circle_runs_loop(models, params, inputs)
 
 
-def _circle_model(module: ModuleType, run: dict) -> nn.Module:
-    torch.manual_seed(run["seed"])
-    model = build(module, "circle_model", run["sigma"])
+def _circle_model(models: Models, run: dict) -> GraphModel:
+    model = models.get(run["key"])
     if run["glorot"]:
+        torch.manual_seed(run["seed"])
         _reinit_glorot(model)
     return model
 
 
-def _why_not_batched(models: list[nn.Module]) -> str | None:
-    """None when every model has the same parameters (names, shapes, dtypes) and nothing whose behaviour
-    depends on the batch or on randomness (buffers, dropout, batch norm)."""
+def _why_not_batched(models: list[GraphModel]) -> str | None:
+    """None when every model runs the same graph on parameters of the same names, shapes and dtypes, and
+    nothing whose behaviour depends on the batch or on randomness (buffers, dropout, batch norm)."""
     first = models[0]
     signature = [(n, p.shape, p.dtype) for n, p in first.named_parameters()]
     for m in models:
-        if type(m) is not type(first) or [(n, p.shape, p.dtype) for n, p in m.named_parameters()] != signature:
+        if m.graph != first.graph or [(n, p.shape, p.dtype) for n, p in m.named_parameters()] != signature:
             return "circle_model returns models of different structure for different sigmas"
         if any(True for _ in m.buffers()):
-            return "the model has buffers (batch norm or running statistics)"
-        if any(isinstance(x, nn.modules.dropout._DropoutNd) for x in m.modules()):
-            return "the model uses dropout"
+            return "the model has buffers (batch norm, running statistics or fixed tensors)"
+        if any(op in ops.RANDOM for op in m.ops(True)):
+            return "the model uses dropout or other random operations"
     return None
 
 
-def _circle_runs_batched(models: list[nn.Module], params: dict, inputs: Tensors) -> Tensors:
+def _circle_runs_batched(models: list[GraphModel], params: dict, inputs: Tensors) -> Tensors:
     """Every run at once: the parameters of all models stacked on a leading axis, one vmapped forward and
     gradient per step, and the same SGD update (p - lr * grad) that torch.optim.SGD makes."""
     from torch.func import functional_call, stack_module_state, vmap
@@ -200,7 +174,7 @@ def _circle_runs_batched(models: list[nn.Module], params: dict, inputs: Tensors)
     return out
 
 
-def _circle_runs_loop(module: ModuleType, params: dict, inputs: Tensors) -> Tensors:
+def _circle_runs_loop(models: Models, params: dict, inputs: Tensors) -> Tensors:
     """The lab's own way: one model after the other, torch.optim.SGD."""
     steps, lr = int(params["steps"]), float(params["lr"])
     log_steps, val_steps = set(params["log_steps"]), set(params["val_steps"])
@@ -209,8 +183,8 @@ def _circle_runs_loop(module: ModuleType, params: dict, inputs: Tensors) -> Tens
         report_progress(i, len(params["runs"]))
         suffix = "_raw" if run["raw"] else ""
         x, y, x_val = inputs["x_train" + suffix], inputs["y_train"], inputs["x_val" + suffix]
-        model = _circle_model(module, run)
-        what = f"circle_model({run['sigma']!r})"
+        model = _circle_model(models, run)
+        what = models.shown(run["key"])
         opt = torch.optim.SGD(model.parameters(), lr=lr)
         train_logits, val_logits = [], []
         for step in range(steps + 1):
@@ -236,7 +210,7 @@ def _circle_runs_loop(module: ModuleType, params: dict, inputs: Tensors) -> Tens
     return out
 
 
-def deep_stats(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
+def deep_stats(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
     """Part 2: for each init, one forward pass of the untrained deep net on a large sample and one backward
     pass of the parent's random cotangent; returns every Linear layer's output, its gradient, and its weights."""
     x, cotangent = inputs["x"], inputs["cotangent"]
@@ -244,55 +218,48 @@ def deep_stats(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict,
     meta: dict[str, Any] = {}
     for i, init in enumerate(params["inits"]):
         report_progress(i, len(params["inits"]))
-        torch.manual_seed(int(params["seed"]))
-        model = build(module, "deep_model", init)
+        model = models.get(f"deep.{init}")
         model.train()
         with traced(model, grads=True) as trace:
             logits = logits_of(model, x, 2, f"deep_model({init!r})")
             logits.backward(cotangent)
-        if not trace.layers:
+        if not trace.units:
             raise ContractError(f"deep_model({init!r}) must be built from nn.Linear layers; none was called.")
-        for k, layer in enumerate(trace.layers):
+        for k, unit in enumerate(trace.units):
             out[f"{init}.z{k}"] = trace.outputs[k]
             if k in trace.output_grads:
                 out[f"{init}.dz{k}"] = trace.output_grads[k]
-            out[f"{init}.w{k}"] = layer.weight.detach()
-            if layer.bias is not None:
-                out[f"{init}.b{k}"] = layer.bias.detach()
-        meta[init] = {"layers": len(trace.layers)}
+            out[f"{init}.w{k}"] = model.weight(unit).detach()
+            bias = model.bias(unit)
+            if bias is not None:
+                out[f"{init}.b{k}"] = bias.detach()
+        meta[init] = {"layers": len(trace.units)}
     return meta, out
 
 
-def _diagnostics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, prefix: str, out: Tensors) -> None:
-    """Raw data for the makemore diagnostics: each hidden activation (the input of Linear k >= 1), the gradient
-    of the loss reaching it, and each weight's gradient."""
+def _diagnostics(model: GraphModel, x: torch.Tensor, y: torch.Tensor, prefix: str, out: Tensors) -> None:
+    """Raw data for the makemore diagnostics: each hidden activation (the input of linear unit k >= 1), the
+    gradient of the loss reaching it, and each weight's gradient."""
     model.zero_grad()
-    with traced(model) as trace:
-        acts: list[torch.Tensor] = []
-
-        def keep(_layer: nn.Module, args: tuple) -> None:
-            if args[0].requires_grad:
-                args[0].retain_grad()
-            acts.append(args[0])
-
-        handles = [m.register_forward_pre_hook(keep) for m in model.modules() if isinstance(m, nn.Linear)]
-        try:
-            F.cross_entropy(model(x), y).backward()
-        finally:
-            for h in handles:
-                h.remove()
-    for k, a in enumerate(acts[1:], start=1):
+    with traced(model, keep_graph=True) as trace:
+        logits = model(x)
+        for a in trace.inputs:
+            if a.requires_grad:
+                a.retain_grad()
+        F.cross_entropy(logits, y).backward()
+    for k, a in enumerate(trace.inputs[1:], start=1):
         out[f"{prefix}.act{k}"] = a.detach()
         if a.grad is not None:
             out[f"{prefix}.actgrad{k}"] = a.grad.detach()
-    for k, layer in enumerate(trace.layers):
-        if layer.weight.grad is not None:
-            out[f"{prefix}.wgrad{k}"] = layer.weight.grad.detach().clone()
-            out[f"{prefix}.w{k}"] = layer.weight.detach().clone()
+    for k, unit in enumerate(trace.units):
+        grad = model.weight_grad(unit)
+        if grad is not None:
+            out[f"{prefix}.wgrad{k}"] = grad.detach().clone()
+            out[f"{prefix}.w{k}"] = model.weight(unit).detach().clone()
     model.zero_grad()
 
 
-def _dropout_probe(model: nn.Module, x: torch.Tensor, seed: int, out: Tensors) -> None:
+def _dropout_probe(model: GraphModel, x: torch.Tensor, seed: int, out: Tensors) -> None:
     """Two eval-mode and two train-mode passes of the same batch, with every Linear's input and output, so that
     the parent measures where dropout acts, at which rate and with which scaling."""
     for name, train in (("eval0", False), ("eval1", False), ("train0", True), ("train1", True)):
@@ -300,18 +267,18 @@ def _dropout_probe(model: nn.Module, x: torch.Tensor, seed: int, out: Tensors) -
         torch.manual_seed(seed + len(out))
         with torch.no_grad(), traced(model) as trace:
             out[f"probe.{name}.logits"] = logits_of(model, x, 10, "mnist_model")
-        for k in range(len(trace.layers)):
+        for k in range(len(trace.units)):
             out[f"probe.{name}.in{k}"] = trace.inputs[k]
             out[f"probe.{name}.out{k}"] = trace.outputs[k]
 
 
-def _eval_logits(model: nn.Module, x: torch.Tensor, batch: int = 2500) -> torch.Tensor:
+def _eval_logits(model: GraphModel, x: torch.Tensor, batch: int = 2500) -> torch.Tensor:
     model.eval()
     with torch.no_grad():
         return torch.cat([logits_of(model, x[i : i + batch], 10, "mnist_model") for i in range(0, len(x), batch)])
 
 
-def _adamw(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+def _adamw(model: GraphModel, lr: float) -> torch.optim.Optimizer:
     """AdamW with torch's fused kernel (one pass over each tensor; on this CPU a step takes a quarter of the
     default's time, the same update up to float rounding); the default one where the parameters do not allow it."""
     try:
@@ -320,7 +287,7 @@ def _adamw(model: nn.Module, lr: float) -> torch.optim.Optimizer:
         return torch.optim.AdamW(model.parameters(), lr=lr)
 
 
-def mnist_train(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
+def mnist_train(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
     """Part 3: the dropout probe at init, AdamW training with eval-mode logits on the curve subsets after every
     epoch and on the full sets at the end, makemore diagnostics at init and at the end, the update:data ratio
     every `ratio_every` steps, and `mc_passes` train-mode passes over the MC subset."""
@@ -331,8 +298,8 @@ def mnist_train(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict
     ratio_every = max(1, int(params["ratio_every"]))
     x_diag, y_diag = x[: params["diag_size"]], y[: params["diag_size"]]
     seconds = {"train": 0.0, "curves": 0.0, "mc": 0.0}  # where the time goes (display and benchmarks only)
+    model = models.get(f"mnist.{'dropout' if params['dropout'] else 'plain'}")
     torch.manual_seed(seed)
-    model = build(module, "mnist_model", bool(params["dropout"]))
     out: Tensors = {}
     _dropout_probe(model, inputs["x_probe"], seed, out)
     model.to(device)  # built and probed on the CPU, trained where the grader runs (the same weights either way)
@@ -401,15 +368,15 @@ def mnist_train(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict
     return {"seconds": seconds}, out
 
 
-def init_sanity(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
+def init_sanity(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
     """makemore E01: each model's parameters at init and the sum of |gradient| over a few SGD steps on training
     data (the parent finds the parameters that never get any gradient and the hidden units that are copies)."""
     out: Tensors = {}
     meta: dict[str, Any] = {}
     for i, spec in enumerate(params["models"]):
         report_progress(i, len(params["models"]))
+        model = models.get(spec["key"])
         torch.manual_seed(int(params["seed"]))
-        model = build(module, spec["factory"], *spec["args"])
         x, y = inputs[f"{spec['data']}_x"], inputs[f"{spec['data']}_y"]
         names = [n for n, _ in model.named_parameters()]
         meta[f"m{i}"] = {"names": names}
@@ -420,7 +387,7 @@ def init_sanity(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict
         model.train()
         for _ in range(int(params["steps"])):
             opt.zero_grad()
-            what = f"{spec['factory']}{tuple(spec['args'])}"
+            what = models.shown(spec["key"])
             F.cross_entropy(logits_of(model, x, spec["n_classes"], what), y).backward()
             for n, p in model.named_parameters():
                 if p.grad is not None:
@@ -431,57 +398,41 @@ def init_sanity(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict
     return meta, out
 
 
-def fold_batchnorm(module: ModuleType, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
-    """makemore E02: rebuild the grader's trained Linear/BatchNorm1d/Tanh MLP, call the student's fold, and return
-    the folded model's outputs and the layers it actually executed (type and parameters, in order)."""
-    state = {k.removeprefix("state."): v for k, v in inputs.items() if k.startswith("state.")}
-    model = build_batchnorm_mlp(params["spec"])
-    model.load_state_dict(state)
-    model.eval()
-    fold: Callable[[nn.Module], Any] | None = getattr(module, "fold_batchnorm", None)
-    if not callable(fold):
-        raise ContractError("Your file must define a function fold_batchnorm(model).")
-    with torch.no_grad():
-        folded = fold(model)
-    if not isinstance(folded, nn.Module):
-        raise ContractError(
-            f"fold_batchnorm(model) must return a torch.nn.Module, but returned {type(folded).__name__}."
-        )
+def fold_batchnorm(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
+    """makemore E02: run the model the student's fold returned (rebuilt from its graph) on the grader's inputs;
+    returns its outputs, the layers it runs (in order) and each linear unit's weight and bias."""
+    folded = models.get("fold")
     folded.eval()
-    executed: list[nn.Module] = []
-    handles = [
-        m.register_forward_hook(lambda mod, _a, _o: executed.append(mod))
-        for m in folded.modules()
-        if not any(True for _ in m.children())
-    ]
     with torch.no_grad():
         y = folded(inputs["x"])
-    for h in handles:
-        h.remove()
-    if not isinstance(y, torch.Tensor):
-        raise ContractError(f"The folded model must return a tensor, but returned {type(y).__name__}.")
     out: Tensors = {"y": y}
     layers = []
-    for k, m in enumerate(executed):
-        # a class name is the student's text: cut here so that no name fills the reply (the parent cleans it again)
-        layers.append({"type": type(m).__name__[:200], "torch": type(m).__module__.startswith("torch.nn")})
-        if isinstance(m, nn.Linear):
-            out[f"layer{k}.weight"] = m.weight.detach()
-            if m.bias is not None:
-                out[f"layer{k}.bias"] = m.bias.detach()
+    units = iter(folded.units(training=False))
+    for op in folded.ops(training=False):
+        k = len(layers)
+        if op == "linear":
+            unit = next(units)
+            layers.append({"type": "Linear", "torch": True})
+            out[f"layer{k}.weight"] = folded.weight(unit).detach()
+            bias = folded.bias(unit)
+            if bias is not None:
+                out[f"layer{k}.bias"] = bias.detach()
+        elif op in _LAYER_OPS:
+            layers.append({"type": _LAYER_OPS[op], "torch": True})
+        elif op not in _SHAPE_OPS:
+            layers.append({"type": op, "torch": False})
     return {"layers": layers}, out
 
 
-# Where each task runs student code, for messages about time limits.
-STUDENT_CODE = {
-    "circle_runs": "circle_model() and its forward()",
-    "deep_stats": "deep_model() and its forward()",
-    "mnist_train": "mnist_model() and its forward()",
-    "init_sanity": "circle_model(), deep_model() or mnist_model()",
-    "fold_batchnorm": "fold_batchnorm() or the forward() of the model it returns",
-}
+_LAYER_OPS = {"F.tanh": "Tanh", "torch.tanh": "Tanh", "Tensor.tanh": "Tanh", "F.batch_norm": "BatchNorm1d",
+              "torch.batch_norm": "BatchNorm1d"}  # fmt: skip
+_SHAPE_OPS = {
+    "Tensor.T", "Tensor.t", "Tensor.view", "Tensor.reshape", "Tensor.flatten", "torch.t", "Tensor.mT",
+    "Tensor.contiguous", "Tensor.clone", "Tensor.detach", "Tensor.data", "F.dropout",
+}  # fmt: skip
 
-TASKS: dict[str, Callable[[ModuleType, dict, Tensors], tuple[dict, Tensors]]] = {
+
+TASKS: dict[str, Callable[[Models, dict, Tensors], tuple[dict, Tensors]]] = {
     "circle_runs": circle_runs,
     "deep_stats": deep_stats,
     "mnist_train": mnist_train,
