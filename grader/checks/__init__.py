@@ -3,6 +3,7 @@ CheckResult; none runs student code."""
 
 from grader.checks import (
     activation_stats,
+    architecture,
     dropout,
     fold_batchnorm,
     init_sanity,
@@ -19,6 +20,7 @@ CHECKS: list[CheckSpec] = [
     CheckSpec(dropout.ID, dropout.TITLE, ("mnist_model",), dropout.check),
     CheckSpec(init_sanity.ID, init_sanity.TITLE, (), init_sanity.check),
     CheckSpec(fold_batchnorm.ID, fold_batchnorm.TITLE, ("fold_batchnorm",), fold_batchnorm.check),
+    CheckSpec(architecture.ID, architecture.TITLE, (), architecture.check),
     CheckSpec(training_diagnostics.ID, training_diagnostics.TITLE, ("mnist_model",), training_diagnostics.check),
 ]
 

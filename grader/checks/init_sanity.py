@@ -29,6 +29,17 @@ def duplicate_units(weight: torch.Tensor, bias: torch.Tensor | None) -> int:
     return int((counts[inverse] > 1).sum())
 
 
+def _units(run: Run, index: int, init: dict[str, torch.Tensor]) -> list[tuple[str, str | None, bool]]:
+    """The model's linear layers (weight, bias, stored as (in, out)) in execution order, as the rebuilt model ran
+    them; parameter order when the reply has none."""
+    units = run.meta_dict(f"m{index}").get("units")
+    if isinstance(units, list) and all(
+        isinstance(u, list) and len(u) == 3 and u[0] in init and (u[1] is None or u[1] in init) for u in units
+    ):
+        return [(u[0], u[1], bool(u[2])) for u in units]
+    return [(n, n.removesuffix("weight") + "bias", False) for n, t in init.items() if t.ndim == 2]
+
+
 def model_problems(run: Run, index: int, label: str) -> tuple[list[str], dict]:
     names = run.meta_dict(f"m{index}").get("names")
     if not isinstance(names, list) or not all(isinstance(n, str) and _NAME.match(n) for n in names):
@@ -46,9 +57,9 @@ def model_problems(run: Run, index: int, label: str) -> tuple[list[str], dict]:
             + (f" (only {listed(learning)} got gradient)." if learning else " (no parameter got any).")
         )
     copies = {}
-    for n in weights[:-1]:  # hidden layers; output units are told apart by their targets
-        bias_name = n.removesuffix("weight") + "bias"
-        copies[n] = duplicate_units(init[n], init.get(bias_name))
+    for n, bias_name, transposed in _units(run, index, init)[:-1]:  # hidden layers, in the order forward runs
+        # them (output units are told apart by their targets)
+        copies[n] = duplicate_units(init[n].t() if transposed else init[n], init.get(bias_name or ""))
     copied = {n: c for n, c in copies.items() if c}
     if copied:
         problems.append(

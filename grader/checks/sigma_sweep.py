@@ -6,6 +6,7 @@ from __future__ import annotations
 from grader.assignment import Assignment
 from grader.checks.base import bad_reply_failure, item, not_run, run_failure, scored
 from grader.checks.circle import REGIME_TEXT, CircleRun, circle_runs, majority, median
+from grader.checks.prescribed import sigma_fault
 from grader.result import CheckResult, Failure, Item, Series
 from grader.session import BadReply, Session
 
@@ -109,11 +110,20 @@ def check(session: Session, a: Assignment) -> CheckResult:
         if label not in session.sigmas or not labelled:
             items.append(item(a, ID, label, f"SIGMAS['{label}']", False, f"SIGMAS has no '{label}' value."))
             continue
-        items.append(_verify(a, label, session.sigmas[label], labelled, grid))
+        fault = sigma_fault(session, f"circle.{label}", session.sigmas[label],
+                            f"circle_model(SIGMAS[{label!r}] = {session.sigmas[label]:g})")  # fmt: skip
+        if fault is not None:  # the sigma was not what the model used: its runs say nothing about that sigma
+            items.append(item(a, ID, label, f"SIGMAS['{label}']", False, fault))
+        else:
+            items.append(_verify(a, label, session.sigmas[label], labelled, grid))
         metrics[f"sigma_{label}"] = {"sigma": session.sigmas[label], **_summary(labelled)}
         first = labelled[0]
         series += _curve(f"sigma_{label}", first, sigma=session.sigmas[label], seed=first.spec["seed"])
     _comparisons(session, runs, metrics, series)
+    note = ""
+    if session.built.sigmas_note:
+        note = f" Note: SIGMAS {session.built.sigmas_note}; only 'small', 'good' and 'big' are graded."
+        metrics["sigmas_note"] = note.strip()
     return scored(
         ID,
         TITLE,
@@ -121,7 +131,7 @@ def check(session: Session, a: Assignment) -> CheckResult:
         hint=HINT,
         metrics=metrics,
         series=series,
-        passed_message="Your three sigmas behave as the lab describes on your own model.",
+        passed_message="Your three sigmas behave as the lab describes on your own model." + note,
     )
 
 

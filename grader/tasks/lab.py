@@ -379,7 +379,8 @@ def init_sanity(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Te
         torch.manual_seed(int(params["seed"]))
         x, y = inputs[f"{spec['data']}_x"], inputs[f"{spec['data']}_y"]
         names = [n for n, _ in model.named_parameters()]
-        meta[f"m{i}"] = {"names": names}
+        units = [[u.weight, u.bias, u.transposed] for u in model.units(training=True)]
+        meta[f"m{i}"] = {"names": names, "units": units}  # the layers in the order forward runs them
         for n, p in model.named_parameters():
             out[f"m{i}.init.{n}"] = p.detach().clone()
         opt = torch.optim.SGD(model.parameters(), lr=float(params["lr"]))
