@@ -53,8 +53,11 @@ def _circle(session: Session, a: Assignment) -> Item:
         return item(a, ID, "circle", "circle_model: 2-6-3-2, ReLU, N(0, sigma)", False,
                     "circle_model(sigma) could not be built, so its architecture could not be checked.")  # fmt: skip
     if not problems:
-        for j, sigma in enumerate(c.sigma_grid):
-            fault = sigma_fault(session, f"circle.g{j}", sigma, f"circle_model({sigma:g})")
+        builds = [(f"circle.g{j}", sigma, f"circle_model({sigma:g})") for j, sigma in enumerate(c.sigma_grid)]
+        builds += [(f"circle.{label}", sigma, f"circle_model(SIGMAS[{label!r}] = {sigma:g})")
+                   for label, sigma in (session.sigmas or {}).items()]  # fmt: skip
+        for prefix, sigma, shown in builds:
+            fault = sigma_fault(session, prefix, sigma, shown)
             if fault:
                 problems.append(fault)
                 break

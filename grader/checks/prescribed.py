@@ -154,14 +154,14 @@ def std_matches(measured: float, expected: float, n: int, slack: float = 0.1) ->
     return abs(math.log(measured / expected)) <= 4 / math.sqrt(2 * max(n, 1)) + slack
 
 
-def sigma_fault(session: Session, prefix: str, sigma: float, shown: str) -> str | None:
-    """Why the circle models `prefix`.s<seed> are not N(0, sigma) weights with zero biases, or None."""
+def sigma_fault(session: Session, prefix: str, sigma: float, shown: str, biases: bool = True) -> str | None:
+    """Why the circle models `prefix`.s<seed> are not N(0, sigma) weights (with zero biases), or None."""
     try:
         models = [model(session, f"{prefix}.s{s}") for s in session.assignment.circle.seeds]
     except Unbuilt:
         return None  # the build's own failure is reported by the checks that run the model
     stats = init_stats(models)
-    if stats.bias_max > 1e-8:
+    if biases and stats.bias_max > 1e-8:
         return f"{shown} has biases up to {stats.bias_max:.3g}; the lab asks for zero biases (nn.init.zeros_)."
     if std_matches(stats.std, sigma, stats.n):
         return None
@@ -170,3 +170,22 @@ def sigma_fault(session: Session, prefix: str, sigma: float, shown: str) -> str 
     else:
         why = "its weights do not follow N(0, sigma): it must use the sigma it is given"
     return f"{shown} has weights of std {stats.std:.3g} where sigma = {sigma:g}: {why}."
+
+
+def circle_faults(session: Session) -> list[str]:
+    """What is wrong with circle_model's layers, output or biases (memoized; [] when it cannot be built)."""
+
+    def compute() -> list[str]:
+        c = session.assignment.circle
+        try:
+            m = model(session, f"circle.g0.s{c.seeds[0]}")
+        except Unbuilt:
+            return []
+        faults = structure(m, 2, f"circle_model({c.sigma_grid[0]:g})").faults
+        stats = init_stats([m])
+        if stats.bias_max > 1e-8:
+            faults.append(f"circle_model({c.sigma_grid[0]:g}) has biases up to {stats.bias_max:.3g}; the lab asks "
+                          "for zero biases (nn.init.zeros_).")  # fmt: skip
+        return faults
+
+    return session.memo("prescribed:circle", compute)  # type: ignore[return-value]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from grader.assignment import Assignment
 from grader.checks.base import bad_reply_failure, item, not_run, run_failure, scored
 from grader.checks.circle import REGIME_TEXT, CircleRun, circle_runs, majority, median
-from grader.checks.prescribed import sigma_fault
+from grader.checks.prescribed import circle_faults, sigma_fault
 from grader.result import CheckResult, Failure, Item, Series
 from grader.session import BadReply, Session
 
@@ -111,11 +111,16 @@ def check(session: Session, a: Assignment) -> CheckResult:
             items.append(item(a, ID, label, f"SIGMAS['{label}']", False, f"SIGMAS has no '{label}' value."))
             continue
         fault = sigma_fault(session, f"circle.{label}", session.sigmas[label],
-                            f"circle_model(SIGMAS[{label!r}] = {session.sigmas[label]:g})")  # fmt: skip
+                            f"circle_model(SIGMAS[{label!r}] = {session.sigmas[label]:g})", biases=False)  # fmt: skip
         if fault is not None:  # the sigma was not what the model used: its runs say nothing about that sigma
             items.append(item(a, ID, label, f"SIGMAS['{label}']", False, fault))
         else:
-            items.append(_verify(a, label, session.sigmas[label], labelled, grid))
+            verified = _verify(a, label, session.sigmas[label], labelled, grid)
+            faults = circle_faults(session)
+            if not verified.passed and faults:  # name the model's fault before the sigma it makes look wrong
+                detail = f"{faults[0]} That, not the sigma, is the likely cause: {verified.detail}"
+                verified = verified.model_copy(update={"detail": detail})
+            items.append(verified)
         metrics[f"sigma_{label}"] = {"sigma": session.sigmas[label], **_summary(labelled)}
         first = labelled[0]
         series += _curve(f"sigma_{label}", first, sigma=session.sigmas[label], seed=first.spec["seed"])

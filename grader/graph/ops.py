@@ -139,10 +139,11 @@ KWARGS = frozenset(
         "running_var", "value", "other", "input", "mat1", "mat2", "generator", "device", "requires_grad",
         "memory_format", "layout", "pin_memory", "non_blocking", "copy", "mean", "std", "from", "to", "start_dim",
         "end_dim", "normalized_shape", "exponent", "size", "fill_value", "data", "dim0", "dim1", "mask", "ord",
+        "_stacklevel",
     }
 )  # fmt: skip
 DROPPED_KWARGS = frozenset({"inplace", "device", "requires_grad", "memory_format", "layout", "pin_memory",
-                            "non_blocking", "copy", "generator"})  # fmt: skip
+                            "non_blocking", "copy", "generator", "_stacklevel"})  # fmt: skip
 
 #: What to write instead of a common operation the grader does not rebuild.
 HINTS = {
