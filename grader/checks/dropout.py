@@ -1,9 +1,12 @@
 """Check 4 (part 3): dropout measured from the model's behaviour, and the regularization it buys.
 
-The sandbox returns, for a probe batch, every Linear layer's input and output in two eval-mode and two
-train-mode passes. Here, for Linear k: its input should equal relu(output of Linear k-1) (the image itself for
-k = 0) in eval mode; in train mode the fraction of those values that are zeroed is the dropout rate, and the kept
-values must be scaled by 1 / (1 - p) (inverted dropout), so that eval mode needs no rescaling.
+The trusted task returns, for a probe batch, every linear layer's input and output in two eval-mode and two
+train-mode passes of the rebuilt model. Here, for layer k, the value it would get without dropout is relu(output
+of layer k-1) (the image itself for k = 0). In train mode the fraction of those values that arrive zeroed is the
+dropout rate. In eval mode nothing is dropped and every value is scaled alike. The two modes must agree on
+average: the kept values scaled by s_train in training and everything by s_eval at test time, with
+(1 - p) * s_train = s_eval. Inverted dropout (s_train = 1 / (1 - p), s_eval = 1) and the dropout paper's way
+(s_train = 1, s_eval = 1 - p) both do; dropping without any rescaling does not.
 """
 
 from __future__ import annotations
@@ -55,6 +58,21 @@ def measure(ins: list[torch.Tensor], srcs: list[torch.Tensor]) -> list[dict]:
     return rates
 
 
+def eval_scales(ins: list[torch.Tensor], srcs: list[torch.Tensor]) -> list[float] | None:
+    """Per layer, the one factor by which eval mode scales the would-be input (1 without dropout), or None when
+    some layer's input is not a scaled copy of it (values dropped, or something else done to them)."""
+    scales = []
+    for x, s in zip(ins, srcs, strict=True):
+        if x.shape != s.shape:
+            return None
+        live = s.abs() > 1e-6
+        scale = float((x[live] / s[live]).median()) if live.any() else 1.0
+        if not (0 < scale <= 1.0 + 1e-4) or not torch.allclose(x, s * scale, rtol=1e-4, atol=1e-5):
+            return None
+        scales.append(scale)
+    return scales
+
+
 def _passes_equal(run: Run, a: str, b: str, n: int) -> bool:
     return bool(torch.equal(run.tensor(f"probe.{a}.logits", (n, 10)), run.tensor(f"probe.{b}.logits", (n, 10))))
 
@@ -68,7 +86,9 @@ def _no_dropout(ins: list[torch.Tensor], srcs: list[torch.Tensor]) -> bool:
 def _rate_item(a: Assignment, item_id: str, title: str, measured: list[dict], expected: float, where: str) -> Item:
     m = a.mnist
     bad = [r for r in measured if r["shape_mismatch"] or not abs(r["rate"] - expected) <= m.rate_tolerance]
-    unscaled = [r for r in measured if not bad and not abs(r["scale"] * (1 - expected) - 1) <= 0.02]
+    unscaled = [
+        r for r in measured if not bad and not abs(r["scale"] * (1 - expected) - r.get("eval_scale", 1.0)) <= 0.02
+    ]
     shown = ", ".join(f"{r['rate']:.1%}" for r in measured)
     if bad:
         return item(
@@ -86,17 +106,24 @@ def _rate_item(a: Assignment, item_id: str, title: str, measured: list[dict], ex
             item_id,
             title,
             False,
-            f"Dropout on {where} drops {shown} in train mode but scales the kept values by "
-            f"x{unscaled[0]['scale']:.3g} instead of x{1 / (1 - expected):.3g} (inverted dropout: divide by "
-            "1 - p in training, so eval mode needs no rescaling).",
+            f"Dropout on {where} drops {shown} in train mode and scales the kept values by "
+            f"x{unscaled[0]['scale']:.3g}, while eval mode scales them by x{unscaled[0].get('eval_scale', 1.0):.3g}: "
+            "on average the two modes disagree. Either divide by 1 - p in training (inverted dropout, nothing "
+            "to do at test time) or multiply by 1 - p in eval mode (as in the dropout paper).",
         )
-    return item(a, ID, item_id, title, True, f"Dropout on {where} drops {shown} in train mode, scaled by 1/(1-p).")
+    style = (
+        "scaled by 1/(1-p) in training"
+        if abs(measured[0].get("eval_scale", 1.0) - 1) < 0.02
+        else ("and scaled by 1-p in eval mode, as in the dropout paper")
+    )
+    return item(a, ID, item_id, title, True, f"Dropout on {where} drops {shown} in train mode, {style}.")
 
 
 def implementation_items(a: Assignment, drop: Run, plain: Run, probe: torch.Tensor) -> tuple[list[Item], dict]:
     n = probe.shape[0]
     ins_e, outs_e = layer_io(drop, "eval0", probe)
-    eval_ok = _passes_equal(drop, "eval0", "eval1", n) and _no_dropout(ins_e, sources(ins_e, outs_e, probe))
+    scales = eval_scales(ins_e, sources(ins_e, outs_e, probe))
+    eval_ok = _passes_equal(drop, "eval0", "eval1", n) and scales is not None
     items = [
         item(
             a,
@@ -106,8 +133,8 @@ def implementation_items(a: Assignment, drop: Run, plain: Run, probe: torch.Tens
             eval_ok,
             "In eval mode mnist_model(True) is deterministic and drops nothing."
             if eval_ok
-            else "In eval mode mnist_model(True) still drops or rescales values (two eval passes differ, or a "
-            "layer's input is not the previous ReLU output). Dropout must be off after model.eval().",
+            else "In eval mode mnist_model(True) still drops values (two eval passes differ, or a layer's input is "
+            "not a scaled copy of the previous ReLU output). Dropout must be off after model.eval().",
         )
     ]
     ins_p, outs_p = layer_io(plain, "train0", probe)
@@ -135,8 +162,9 @@ def implementation_items(a: Assignment, drop: Run, plain: Run, probe: torch.Tens
             "rate": (first["rate"] + second["rate"]) / 2,
             "scale": (first["scale"] + second["scale"]) / 2,
             "shape_mismatch": first["shape_mismatch"] or second["shape_mismatch"],
+            "eval_scale": scales[k] if scales is not None and k < len(scales) else 1.0,
         }
-        for first, second in zip(*passes, strict=True)
+        for k, (first, second) in enumerate(zip(*passes, strict=True))
     ]
     stochastic = not _passes_equal(drop, "train0", "train1", n)
     m = a.mnist
