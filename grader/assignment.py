@@ -96,6 +96,8 @@ class SanityConfig(_Strict):
 
 class InitLossConfig(_Strict):
     tolerance: float
+    #: the largest RMS of circle_model(None)'s logits at init (median over seeds): the output layer starts small
+    logit_rms: float = 0.1
 
 
 class FastConfig(_Strict):

@@ -4,6 +4,8 @@ Scored where the student chose the init (circle_model(None)); reported where the
 
 from __future__ import annotations
 
+import torch
+
 from grader.assignment import Assignment
 from grader.checks.base import bad_reply_failure, cross_entropy, item, not_run, run_failure, scored
 from grader.checks.circle import circle_runs, median
@@ -58,14 +60,32 @@ def check(session: Session, a: Assignment) -> CheckResult:
         "" if ok else f" More than {a.init_loss.tolerance:.0%} off."
     )
     items = [item(a, ID, "circle_recommended", "circle_model(None), your recommended init", ok, detail)]
-    metrics: dict = {"expected": expected, "circle_recommended": {"median": measured, "per_seed": losses}}
+    rms = median(_logit_rms(run))
+    small = rms <= a.init_loss.logit_rms
+    items.append(
+        item(
+            a, ID, "output_small", "circle_model(None): the output layer starts small", small,
+            f"circle_model(None): the logits at init have an RMS of {rms:.3g} (median over the seeds)"
+            + (
+                f", at most {a.init_loss.logit_rms:g}: no class starts out confidently wrong."
+                if small
+                else f"; the lab asks for at most {a.init_loss.logit_rms:g}. Scale the last layer's weights down "
+                "(e.g. x0.1 or x0.01 after your init) and zero its bias, as in makemore, so that the logits start "
+                "near 0 and the loss near ln 2 on every seed."
+            ),
+        )
+    )  # fmt: skip
+    metrics: dict = {
+        "expected": expected, "circle_recommended": {"median": measured, "per_seed": losses}, "logit_rms": rms,
+    }  # fmt: skip
     items += _reported_items(session, metrics)
+    loss_items = [i for i in items if i.id != "output_small"]
     series = [
         Series(
             name="loss_at_init",
-            x=list(range(len(items))),
-            y=[_measured(metrics, i.id) for i in items],
-            meta={"labels": [i.title for i in items], "expected": [_expected(metrics, i.id) for i in items]},
+            x=list(range(len(loss_items))),
+            y=[_measured(metrics, i.id) for i in loss_items],
+            meta={"labels": [i.title for i in loss_items], "expected": [_expected(metrics, i.id) for i in loss_items]},
         )
     ]
     return scored(
@@ -75,8 +95,19 @@ def check(session: Session, a: Assignment) -> CheckResult:
         hint=HINT,
         metrics=metrics,
         series=series,
-        passed_message=f"Your recommended init starts at loss {measured:.3f}, close to ln 2 = {expected:.3f}.",
+        passed_message=f"Your recommended init starts at loss {measured:.3f}, close to ln 2 = {expected:.3f}, with "
+        f"small logits (RMS {rms:.2g}).",
     )
+
+
+def _logit_rms(run) -> list[float]:
+    """RMS of the training logits at step 0 of each scaled-input recommended run."""
+    out = []
+    for i, spec in enumerate(run.params["runs"]):
+        if not spec["raw"]:
+            logits = run.tensor(f"run{i}.train", (None, None, 2), finite=False)[0]
+            out.append(float(logits.pow(2).mean().sqrt()) if torch.isfinite(logits).all() else float("inf"))
+    return out
 
 
 def _measured(metrics: dict, item_id: str) -> float | None:
