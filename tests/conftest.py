@@ -10,9 +10,12 @@ from bugs import REFERENCE
 from pypdf import PdfReader
 
 from grader import GradeResult, grade
+from grader.assignment import load_assignment
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBMISSIONS = ROOT / "tests" / "submissions"
+#: The default lab's points, all checks together (the reference solution's score).
+MAX_POINTS = sum(load_assignment().max_points(check) for check in load_assignment().points)
 
 
 @cache

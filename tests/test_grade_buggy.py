@@ -2,7 +2,7 @@
 
 import pytest
 from bugs import BUGS, REFERENCE
-from conftest import graded_fast, pdf_text
+from conftest import MAX_POINTS, graded_fast, pdf_text
 
 from reports.render import render_pdf
 
@@ -22,7 +22,7 @@ def test_bug_loses_exactly_its_check(name, reference_fast, tmp_path):
         if check.id != bug.check:
             assert check.score == check.max_score, (check.id, check.message)
     text, _ = pdf_text(render_pdf(result, tmp_path / "report.pdf"))
-    assert f"{result.score:g} / 95 points" in text and "What to change" in text
+    assert f"{result.score:g} / {MAX_POINTS:g} points" in text and "What to change" in text
 
 
 def test_missing_function_fails_only_its_own_checks(tmp_path):

@@ -12,7 +12,9 @@ from reports.cli import main
 
 def test_reference_full_marks_fast(reference_fast):
     r = reference_fast
-    assert r.fast_mode and r.score == r.max_score == 95, [(c.id, c.message) for c in r.checks if c.score < c.max_score]
+    assert r.fast_mode and r.score == r.max_score == MAX_POINTS, [
+        (c.id, c.message) for c in r.checks if c.score < c.max_score
+    ]
     assert {c.id for c in r.checks} == {
         "loss_at_init",
         "sigma_sweep",
@@ -58,7 +60,7 @@ def test_cli_writes_result_and_gradescope_files(tmp_path, capsys):
     assert all({"name", "score", "max_score", "status", "output"} <= set(t) for t in gradescope["tests"])
     assert "FAST MODE" in gradescope["output"]
     out = capsys.readouterr().out
-    assert "95 / 95" in out and "FAST MODE" in out
+    assert f"{MAX_POINTS:g} / {MAX_POINTS:g}" in out and "FAST MODE" in out
     assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF-")
 
 
@@ -67,7 +69,9 @@ def test_reference_full_marks_with_real_budgets(tmp_path):
     assert main(["grade", str(REFERENCE), "--out", str(tmp_path), "--quiet"]) == 0
     result = GradeResult.model_validate_json((tmp_path / "result.json").read_text())
     assert not result.fast_mode
-    assert result.score == result.max_score == 95, [(c.id, c.message) for c in result.checks if c.score < c.max_score]
+    assert result.score == result.max_score == MAX_POINTS, [
+        (c.id, c.message) for c in result.checks if c.score < c.max_score
+    ]
     grid = result.check("sigma_sweep").metrics["grid"]
     regimes = [g["regime"] for g in grid]
     assert regimes[0] == "stuck" and "small" in regimes and "good" in regimes and "big" in regimes

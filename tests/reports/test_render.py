@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import SUBMISSIONS, graded_fast, pdf_text
+from conftest import MAX_POINTS, SUBMISSIONS, graded_fast, pdf_text
 from pypdf import PdfReader
 
 from grader import grade, load_assignment
@@ -18,7 +18,7 @@ def reference_pdf(reference_fast, tmp_path_factory):
 
 def test_reference_report_has_every_check_and_the_score(reference_fast, reference_pdf):
     text, pages = pdf_text(reference_pdf)
-    assert "95 / 95 points" in text and "FAST MODE" in text
+    assert f"{MAX_POINTS:g} / {MAX_POINTS:g} points" in text and "FAST MODE" in text
     for check in reference_fast.checks:
         assert check.title in text
     assert "Expected and measured" in text and "What to change" not in text
@@ -53,14 +53,14 @@ def test_failed_check_shows_verdict_and_hint(tmp_path):
 
     result = graded_fast(BUGS["lecun_instead_of_he"].write(tmp_path / "lecun.py"))
     text, _ = pdf_text(render_pdf(result, tmp_path / "report.pdf"))
-    assert "88 / 95 points" in text
+    assert f"{MAX_POINTS - 7:g} / {MAX_POINTS:g} points" in text
     assert "What to change" in text and "LeCun" in text
 
 
 def test_unloadable_file_still_gets_a_report_that_says_why(tmp_path):
     result = grade(SUBMISSIONS / "hostile" / "syntax_error.py", load_assignment(), fast=True)
     text, _ = pdf_text(render_pdf(result, tmp_path / "report.pdf"))
-    assert "could not be loaded" in text and "0 / 95 points" in text
+    assert "could not be loaded" in text and f"0 / {MAX_POINTS:g} points" in text
     assert result.submission.load_failure.message.split(".")[0] in text.replace("\n", " ")
     assert text.count("What went wrong") == len(result.checks)
 
@@ -84,7 +84,7 @@ def test_report_command_renders_a_stored_result_and_explains_bad_input(reference
     stored = tmp_path / "result.json"
     stored.write_text(reference_fast.model_dump_json())
     assert main(["report", str(stored), "--out", str(tmp_path / "again.pdf")]) == 0
-    assert "95 / 95 points" in pdf_text(tmp_path / "again.pdf")[0]
+    assert f"{MAX_POINTS:g} / {MAX_POINTS:g} points" in pdf_text(tmp_path / "again.pdf")[0]
     (tmp_path / "bad.json").write_text(json.dumps({"score": 1}))
     assert main(["report", str(tmp_path / "bad.json"), "--out", str(tmp_path / "x.pdf")]) == 2
     assert "is not a labgrader result" in capsys.readouterr().out
