@@ -5,6 +5,7 @@ import json
 import math
 
 from bugs import REFERENCE
+from conftest import MAX_POINTS
 
 from grader import SCHEMA_VERSION, GradeResult, load_assignment
 from reports.cli import main
