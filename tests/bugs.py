@@ -5,7 +5,7 @@ reference solution except for its bug, whatever the reference becomes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +48,11 @@ _ZERO_INIT = """    linears = [m for m in model if isinstance(m, nn.Linear)]
 """
 _HE = "            std = math.sqrt(2.0 / fan_in)\n"
 _DROP = "        return [nn.Dropout(p)] if dropout else []"
+_MNIST_OUT = "        nn.Linear(800, 10),\n    )"
+_CIRCLE_OUT = "        nn.Linear(3, 2),\n    )"
+_CIRCLE_INIT = "math.sqrt(2.0 / layer.in_features)\n        _init_linear(layer, std)\n"
+_BIAS_FROM_SIGMA = "        if sigma is not None:\n            nn.init.normal_(layer.bias, 0.0, sigma)\n"
+_DEEP_INIT = '            raise ValueError(f"unknown init {init!r}")\n        _init_linear(layer, std)\n'
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,9 @@ class Bug:
     check: str  # the only check that may lose points
     failed_items: frozenset[str]  # its items that fail
     words: str  # what the student must read in the check's message
+    #: other checks that lose points through the same fault, and their failing items (e.g. softmax logits also
+    #: spoil the sweep's regimes); the main check's message names the fault
+    also: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def write(self, path: Path) -> Path:
         source = REFERENCE.read_text()
@@ -116,7 +124,66 @@ BUGS = {
     "fold_without_eps": Bug(
         "the fold forgets BatchNorm's eps",
         (("torch.rsqrt(nxt.running_var + nxt.eps)", "torch.rsqrt(nxt.running_var)"),),
-        "fold_batchnorm", frozenset({"same_outputs"}), "differ from the original",
+        "fold_batchnorm", frozenset({"same_outputs"}), "eps (0.001) is missing",
+    ),
+    "mnist_softmax_output": Bug(
+        "mnist_model returns softmax probabilities",
+        ((_MNIST_OUT, "        nn.Linear(800, 10),\n        nn.Softmax(dim=1),\n    )"),),
+        "architecture", frozenset({"mnist"}), "softmax probabilities instead of logits",
+    ),
+    "mnist_dropout_on_logits": Bug(
+        "dropout after the last Linear layer",
+        ((_MNIST_OUT, "        nn.Linear(800, 10),\n        *drop(0.5),\n    )"),),
+        "architecture", frozenset({"mnist"}), "never on the logits",
+    ),
+    "mnist_default_init": Bug(
+        "mnist_model keeps PyTorch's default init",
+        (("            _init_linear(m, 0.1)\n", "            pass\n"),),
+        "architecture", frozenset({"mnist"}), "PyTorch's default init",
+    ),
+    "mnist_small_net": Bug(
+        "784-64-64-10 with PyTorch's default init",
+        (("nn.Linear(784, 800)", "nn.Linear(784, 64)"), ("nn.Linear(800, 800)", "nn.Linear(64, 64)"),
+         ("nn.Linear(800, 10)", "nn.Linear(64, 10)"), ("            _init_linear(m, 0.1)\n", "            pass\n")),
+        "architecture", frozenset({"mnist"}), "784 -> 800 -> 800 -> 10",
+        also={"dropout": frozenset({"regularization"})},
+    ),
+    "circle_biases_from_sigma": Bug(
+        "circle biases drawn from N(0, sigma)",
+        ((_CIRCLE_INIT, _CIRCLE_INIT + _BIAS_FROM_SIGMA),),
+        "architecture", frozenset({"circle"}), "zero biases",
+    ),
+    "circle_softmax_output": Bug(
+        "circle_model returns softmax probabilities",
+        ((_CIRCLE_OUT, "        nn.Linear(3, 2),\n        nn.Softmax(dim=1),\n    )"),),
+        "architecture", frozenset({"circle"}), "softmax probabilities instead of logits",
+        also={"sigma_sweep": frozenset({"small", "good"})},
+    ),
+    "deep_biases_like_weights": Bug(
+        "deep_model's biases drawn like its weights",
+        ((_DEEP_INIT, _DEEP_INIT + "        nn.init.normal_(layer.bias, 0.0, std)\n"),),
+        "architecture", frozenset({"deep"}), "zero biases",
+        also={"activation_stats": frozenset({"xavier"})},
+    ),
+    "output_layer_not_scaled": Bug(
+        "circle_model(None) keeps He init on the output layer (no makemore fix)",
+        (("            linears[-1].weight *= 0.1  # output layer: not overconfident at init", "            pass"),),
+        "loss_at_init", frozenset({"output_small"}), "Scale the last layer's weights down",
+    ),
+    "fold_ignores_running_mean": Bug(
+        "the fold does not subtract the running mean",
+        (("shift = -nxt.running_mean * scale", "shift = torch.zeros_like(nxt.running_mean)"),),
+        "fold_batchnorm", frozenset({"same_outputs"}), "the running mean is not subtracted",
+    ),
+    "fold_forgets_beta": Bug(
+        "the fold forgets beta",
+        (("shift * nxt.weight + nxt.bias", "shift * nxt.weight"),),
+        "fold_batchnorm", frozenset({"same_outputs"}), "is not added",
+    ),
+    "fold_divides_by_variance": Bug(
+        "the fold divides by the variance instead of the std",
+        (("torch.rsqrt(nxt.running_var + nxt.eps)", "1 / (nxt.running_var + nxt.eps)"),),
+        "fold_batchnorm", frozenset({"same_outputs"}), "divides by the variance",
     ),
     "fold_returns_model": Bug(
         "the fold returns the model unchanged",

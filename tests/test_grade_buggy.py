@@ -17,9 +17,13 @@ def test_bug_loses_exactly_its_check(name, reference_fast, tmp_path):
     assert bug.words in broken.message
     assert broken.hint
     lost = sum(i.max_points for i in broken.items if i.id in bug.failed_items)
+    for other, items in bug.also.items():
+        spoiled = result.check(other)
+        assert {i.id for i in spoiled.items if not i.passed and i.max_points > 0} == items, spoiled.message
+        lost += sum(i.max_points for i in spoiled.items if i.id in items)
     assert result.score == reference_fast.score - lost
     for check in result.checks:
-        if check.id != bug.check:
+        if check.id != bug.check and check.id not in bug.also:
             assert check.score == check.max_score, (check.id, check.message)
     text, _ = pdf_text(render_pdf(result, tmp_path / "report.pdf"))
     assert f"{result.score:g} / {MAX_POINTS:g} points" in text and "What to change" in text

@@ -47,6 +47,72 @@ def rebuild(run: Run, layers: list) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
+def _pairs(teacher: nn.Sequential) -> list[tuple[nn.Linear, nn.BatchNorm1d]]:
+    layers = list(teacher)
+    return [(lin, bn) for lin, bn in zip(layers, layers[1:], strict=False)
+            if isinstance(lin, nn.Linear) and isinstance(bn, nn.BatchNorm1d)]  # fmt: skip
+
+
+def _folds(lin: nn.Linear, bn: nn.BatchNorm1d) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The right fold of one Linear + BatchNorm1d pair and the folds that common mistakes give, by mistake."""
+    w = lin.weight.detach().double()
+    b = lin.bias.detach().double() if lin.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+    mean, var = bn.running_mean.double(), bn.running_var.double()
+    gamma = bn.weight.detach().double() if bn.affine else torch.ones_like(mean)
+    beta = bn.bias.detach().double() if bn.affine else torch.zeros_like(mean)
+    eps = bn.eps
+
+    def fold(scale: torch.Tensor, shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return scale[:, None] * w, shift
+
+    s = gamma / torch.sqrt(var + eps)
+    s_no_eps = gamma / torch.sqrt(var)
+    s_var = gamma / (var + eps)
+    out = {
+        "right": fold(s, s * (b - mean) + beta),
+        f"eps ({eps:g}) is missing from sqrt(running_var + eps)": fold(s_no_eps, s_no_eps * (b - mean) + beta),
+        "it divides by the variance instead of its square root (the std)": fold(s_var, s_var * (b - mean) + beta),
+        "the running mean is not subtracted": fold(s, s * b + beta),
+        "beta (the BatchNorm's bias) is not added": fold(s, s * (b - mean)),
+        "gamma (the BatchNorm's weight) is not applied": fold(s / gamma, s / gamma * (b - mean) + beta),
+    }
+    if lin.bias is None:
+        out["the folded layer has no bias, so the shift beta - s * running_mean is lost"] = fold(s, torch.zeros_like(b))
+    return out
+
+
+def diagnose(teacher: nn.Sequential, run: Run, layers: list) -> list[str]:
+    """For each Linear + BatchNorm1d pair of the grader's network, what the student's folded layer got wrong."""
+    linear = [k for k, layer in enumerate(layers) if isinstance(layer, dict) and layer.get("type") == "Linear"]
+    pairs = _pairs(teacher)
+    if len(linear) != len(pairs):
+        return [f"The folded model has {len(linear)} linear layers; the grader's network has {len(pairs)} Linear + "
+                "BatchNorm1d pairs, so it needs one folded Linear per pair."]  # fmt: skip
+    found = []
+    for j, ((lin, bn), k) in enumerate(zip(pairs, linear, strict=True)):
+        w = run.tensor(f"layer{k}.weight", tuple(lin.weight.shape))
+        b = (
+            run.tensor(f"layer{k}.bias", (lin.weight.shape[0],))
+            if run.has(f"layer{k}.bias")
+            else torch.zeros(lin.weight.shape[0], dtype=torch.float64)
+        )
+        no_bias = "" if lin.bias is not None else ", no bias"
+        affine = "" if bn.affine else ", affine=False"
+        shape = f"Linear {lin.in_features} -> {lin.out_features}{no_bias}"
+        where = f"Layer {j + 1} ({shape} + BatchNorm1d eps={bn.eps:g}{affine})"
+        folds = _folds(lin, bn)
+        if _close(w, b, *folds["right"]):
+            continue
+        named = [why for why, (fw, fb) in folds.items() if why != "right" and _close(w, b, fw, fb)]
+        found.append(f"{where}: {named[0]}." if named else f"{where}: its weights or bias differ from the right fold.")
+    return found
+
+
+def _close(w: torch.Tensor, b: torch.Tensor, fw: torch.Tensor, fb: torch.Tensor) -> bool:
+    scale = max(1.0, float(fw.abs().max()), float(fb.abs().max()))
+    return float((w - fw).abs().max()) / scale <= 1e-4 and float((b - fb).abs().max()) / scale <= 1e-4
+
+
 def check(session: Session, a: Assignment) -> CheckResult:
     run = session.run("fold")
     failure = run_failure(run, "fold_batchnorm(model)")
@@ -106,11 +172,16 @@ def check(session: Session, a: Assignment) -> CheckResult:
     elif batchnorms:
         detail = "The outputs are only checked once no BatchNorm layer is left."
     else:
+        try:
+            mistakes = diagnose(session.teacher, run, layers)
+        except BadReply:
+            mistakes = []
         detail = (
             f"The folded model's outputs differ from the original's by up to {error:.3g} (relative), "
             f"more than the tolerance {a.batchnorm.tolerance:g}; a correct fold differs by rounding only (below "
             "1e-6), so this is a mistake in the formula."
-        )
+        ) + ("" if not mistakes else " " + " ".join(mistakes))
+        metrics["mistakes"] = mistakes
     items.append(item(a, ID, "same_outputs", "Same outputs as the original", ok, detail))
     sample = torch.linspace(0, expected.numel() - 1, min(400, expected.numel())).long()
     series.append(
