@@ -157,7 +157,7 @@ BUGS = {
         "circle_model returns softmax probabilities",
         ((_CIRCLE_OUT, "        nn.Linear(3, 2),\n        nn.Softmax(dim=1),\n    )"),),
         "architecture", frozenset({"circle"}), "softmax probabilities instead of logits",
-        also={"sigma_sweep": frozenset({"small", "good"})},
+        also={"sigma_sweep": frozenset({"small", "good", "big"}), "loss_at_init": frozenset({"output_small"})},
     ),
     "deep_biases_like_weights": Bug(
         "deep_model's biases drawn like its weights",

@@ -9,6 +9,7 @@ import torch
 from grader.assignment import Assignment
 from grader.checks.base import bad_reply_failure, cross_entropy, item, not_run, run_failure, scored
 from grader.checks.circle import circle_runs, median
+from grader.checks.prescribed import circle_faults
 from grader.result import CheckResult, Item, Series
 from grader.session import BadReply, Session, chance_loss
 
@@ -75,6 +76,16 @@ def check(session: Session, a: Assignment) -> CheckResult:
             ),
         )
     )  # fmt: skip
+    faults = circle_faults(session)
+    if faults:  # name the model's own fault before the init it makes look wrong
+        items = [
+            i
+            if i.passed
+            else i.model_copy(
+                update={"detail": f"{faults[0]} That, not the init, is the likely cause: {i.detail}"}
+            )  # fmt: skip
+            for i in items
+        ]
     metrics: dict = {
         "expected": expected, "circle_recommended": {"median": measured, "per_seed": losses}, "logit_rms": rms,
     }  # fmt: skip
