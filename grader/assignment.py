@@ -49,6 +49,9 @@ class Regimes(_Strict):
     escape_fraction: float
     slow_start_steps: int
     overconfident_factor: float
+    #: "big" still converges: its final validation accuracy is at least this (chance is 0.5) and its training
+    #: loss fell below the loss at init; below it an overconfident start is "chaotic"
+    big_min_accuracy: float = 0.6
 
 
 class CircleConfig(_Strict):

@@ -45,6 +45,7 @@ REGIME_COLORS = {
     "small": "#1f77b4",
     "good": "#2ca02c",
     "big": "#d62728",
+    "chaotic": "#9467bd",
     "poor": "#ff7f0e",
     "diverged": "#000000",
 }

@@ -6,7 +6,10 @@ The regime rule (documented in docs/checks.md), for one run with n classes and L
 - it "escapes" at the first logged step where the training loss is below `escape_fraction` * L*;
 - good solution + escape after `slow_start_steps`: "small" (slow start, still a good solution);
 - good solution otherwise: "good";
-- no good solution, and a loss at init above `overconfident_factor` * L*: "big" (disturbed start, no recovery);
+- no good solution, a loss at init above `overconfident_factor` * L*, and still converging (final validation
+  accuracy at least `big_min_accuracy`, a final training loss below the loss at init): "big" (disturbed start,
+  not recovered fully);
+- the same disturbed start without that convergence: "chaotic" (at chance level: too big even for "big");
 - no good solution and never escaped: "stuck" (too small to train in the budget);
 - otherwise: "poor" (trained, but to a poor solution: an unlucky seed or dead units).
 A sigma's regime is the one most of its seeds share.
@@ -23,12 +26,13 @@ from grader.assignment import Assignment
 from grader.checks.base import accuracy, cross_entropy
 from grader.session import Run, Session, chance_loss, log_schedule
 
-REGIMES = ("stuck", "small", "good", "big", "poor", "diverged")
+REGIMES = ("stuck", "small", "good", "big", "chaotic", "poor", "diverged")
 REGIME_TEXT = {
     "stuck": "never left the chance level (too small to train in the budget)",
     "small": "started slowly but reached a good solution",
     "good": "trained quickly to a good solution",
-    "big": "started overconfident and did not recover a good solution",
+    "big": "started overconfident and converged without recovering a good solution",
+    "chaotic": "started overconfident and never converged (near chance level): larger than the lab's 'big'",
     "poor": "trained to a poor solution",
     "diverged": "diverged (NaN or infinite values)",
 }
@@ -71,7 +75,8 @@ def classify(
     if final_acc >= r.good_accuracy:
         return "small" if escape_step is None or escape_step > r.slow_start_steps else "good"
     if loss_at_init > r.overconfident_factor * chance:
-        return "big"
+        falling = bool(train_loss) and train_loss[-1] < loss_at_init
+        return "big" if final_acc >= r.big_min_accuracy and falling else "chaotic"
     return "stuck" if escape_step is None else "poor"
 
 
