@@ -237,7 +237,12 @@ def mc_ensemble(run: Run, session: Session) -> dict:
     means = mc.cumsum(0) / torch.arange(1, mc.shape[0] + 1, dtype=torch.float64)[:, None, None]
     errors = [100 * (1 - accuracy(m, labels)) for m in means]
     eval_logits = run.tensor("final_val_logits", (len(d.y_val), 10))[:n]
+    # paired on the same images: d_i = wrong_mc_i - wrong_eval_i, mean +- 1.96 sd / sqrt(n)
+    diff = (means[-1].argmax(-1) != labels).double() - (eval_logits.argmax(-1) != labels).double()
+    sd = float(diff.std()) if n > 1 else 0.0
     return {
+        "difference": 100 * float(diff.mean()),
+        "difference_ci95": 100 * 1.96 * sd / math.sqrt(max(n, 1)),
         "k": list(range(1, len(errors) + 1)),
         "error": errors,
         "error_ci95": [error_ci95(e, n) for e in errors],
@@ -267,6 +272,17 @@ def check(session: Session, a: Assignment) -> CheckResult:
         f"Generalization gap (validation - training loss): {with_dropout['gap']:.3f} with dropout, "
         f"{without['gap']:.3f} without."
     )
+    change = with_dropout["val_error"] - without["val_error"]
+    detail += (
+        f" Validation error {with_dropout['val_error']:.1f}% with dropout against {without['val_error']:.1f}% "
+        + (f"without: dropout made it {abs(change):.1f} points {'worse' if change > 0 else 'better'}."
+           if abs(change) >= 0.05 else "without: the same.")
+    )  # fmt: skip
+    if change > 0 and regularizes:
+        detail += (
+            " A smaller gap with a higher validation error means the dropout model is not yet done training (its "
+            "training loss is higher too): at this budget dropout did not pay off."
+        )
     if not learned:
         detail += f" The dropout model did not learn (validation error {with_dropout['val_error']:.1f}%)."
     elif not regularizes:
@@ -280,9 +296,16 @@ def check(session: Session, a: Assignment) -> CheckResult:
             passed=True,
             points=0.0,
             max_points=0.0,
-            detail=f"Averaging {mc['k'][-1]} train-mode passes gives {mc['error'][-1]:.2f}% "
-            f"(± {mc['error_ci95'][-1]:.1f} points, 95%) validation error on {mc['images']} images; the eval-mode "
-            f"model gives {mc['eval_error']:.2f}% on the same images.",
+            detail=f"Averaging {mc['k'][-1]} train-mode passes gives {mc['error'][-1]:.2f}% validation error on "
+            f"{mc['images']} images; the eval-mode model gives {mc['eval_error']:.2f}% on the same images. Paired "
+            f"difference (MC - eval): {mc['difference']:+.2f} points ± {mc['difference_ci95']:.2f} (95%), "
+            + (
+                "so the ensemble is better."
+                if mc["difference"] + mc["difference_ci95"] < 0
+                else "so the ensemble is worse."
+                if mc["difference"] - mc["difference_ci95"] > 0
+                else "too close to call on these images."
+            ),
         )
     )
     epochs = list(range(len(with_dropout["curves"]["train_loss"])))
