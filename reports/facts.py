@@ -30,8 +30,9 @@ ABOUT = {
     ),
     "dropout": (
         "Part 3 trains the 784-800-800-10 network on images with and without dropout. Dropout must zero 20% of "
-        "the inputs and 50% of the hidden units in training only, scaling the kept values by 1/(1-p) so that the "
-        "eval-mode network needs no correction. The grader measures this from what reaches each Linear layer, "
+        "the inputs and 50% of the hidden units in training only, and the two modes must agree on average: kept "
+        "values scaled by 1/(1-p) in training (inverted dropout) or everything by 1-p at test time (as in the "
+        "dropout paper). The grader measures this from what reaches each linear layer, "
         "and checks that dropout narrows the gap between validation and training loss. Averaging many "
         "train-mode passes (an MC-dropout ensemble) is compared with the eval-mode network."
     ),
@@ -44,7 +45,14 @@ ABOUT = {
         "In eval mode a BatchNorm layer is a fixed affine map per unit, so it can be merged into the Linear layer "
         "before it (makemore E02). The grader trains its own Linear/BatchNorm/Tanh network with non-default eps, "
         "a layer without bias and a BatchNorm without affine parameters, folds it with your function, rebuilds "
-        "the folded layers outside the sandbox and compares the outputs."
+        "the folded model outside the sandbox and compares the outputs; a wrong layer is matched against the "
+        "common mistakes (eps, variance for std, running mean, beta, gamma) to name one."
+    ),
+    "architecture": (
+        "Each model as the lab prescribes it, read from what its forward pass does and from its weights: the "
+        "layer sizes, a ReLU between layers, the logits returned as they are (no softmax, activation or dropout "
+        "after the last layer), weights drawn from the prescribed distribution (N(0, sigma) for every sigma "
+        "circle_model is given, N(0, 0.1) for the image network) and zero biases."
     ),
     "training_diagnostics": (
         "The four diagnostics of the makemore lecture for the trained image models: histograms of activations and "
