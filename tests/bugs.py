@@ -39,6 +39,22 @@ _MASK_ONLY_DROPOUT = '''class MaskOnlyDropout(nn.Module):
 
 def mnist_model('''
 
+_SEEDED_DROPOUT = '''class SeededDropout(nn.Module):
+    """BUG: seeds torch inside forward, so every pass drops the same units."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        torch.manual_seed(0)
+        return x * (torch.rand_like(x) >= self.p) / (1 - self.p)
+
+
+def mnist_model('''
+
 _ZERO_INIT = """    linears = [m for m in model if isinstance(m, nn.Linear)]
     if sigma is None:  # BUG: all-zero init (makemore E01)
         for layer in linears:
@@ -110,6 +126,11 @@ BUGS = {
         "dropout does not rescale the kept units",
         (("def mnist_model(", _MASK_ONLY_DROPOUT), (_DROP, _DROP.replace("nn.Dropout", "MaskOnlyDropout"))),
         "dropout", frozenset({"input_rate", "hidden_rate"}), "1 - p",
+    ),
+    "dropout_fixed_mask": Bug(
+        "dropout seeded inside forward: the same mask on every pass",
+        (("def mnist_model(", _SEEDED_DROPOUT), (_DROP, _DROP.replace("nn.Dropout", "SeededDropout"))),
+        "dropout", frozenset({"hidden_rate"}), "same mask on every pass",
     ),
     "no_input_dropout": Bug(
         "no dropout on the input",

@@ -119,7 +119,9 @@ def _rate_item(a: Assignment, item_id: str, title: str, measured: list[dict], ex
     return item(a, ID, item_id, title, True, f"Dropout on {where} drops {shown} in train mode, {style}.")
 
 
-def implementation_items(a: Assignment, drop: Run, plain: Run, probe: torch.Tensor) -> tuple[list[Item], dict]:
+def implementation_items(
+    a: Assignment, drop: Run, plain: Run, probe: torch.Tensor, session: Session
+) -> tuple[list[Item], dict]:
     n = probe.shape[0]
     ins_e, outs_e = layer_io(drop, "eval0", probe)
     scales = eval_scales(ins_e, sources(ins_e, outs_e, probe))
@@ -177,6 +179,17 @@ def implementation_items(a: Assignment, drop: Run, plain: Run, probe: torch.Tens
         m.hidden_rate,
         "the hidden layers",
     )
+    graph = session.built.graphs.get("mnist.dropout", {})
+    if graph.get("repeats_random") and hidden.passed:
+        hidden = hidden.model_copy(
+            update={
+                "passed": False,
+                "points": 0.0,
+                "detail": "mnist_model(True) drops values, but with the same mask on every pass: two train-mode "
+                "passes of your model on the same images gave the same output (torch.manual_seed inside forward?). "
+                "Dropout must draw a new random mask on every pass; seed only outside the model.",
+            }
+        )
     if not stochastic and hidden.passed:
         hidden = hidden.model_copy(
             update={
@@ -260,7 +273,7 @@ def check(session: Session, a: Assignment) -> CheckResult:
     assert drop is not None and plain is not None and session.mnist_data is not None
     probe = session.mnist_data.x_val[: a.mnist.probe_size].double()
     try:
-        items, metrics = implementation_items(a, drop, plain, probe)
+        items, metrics = implementation_items(a, drop, plain, probe, session)
         with_dropout, without = training_summary(drop, session), training_summary(plain, session)
         metrics["mc"] = mc_ensemble(drop, session)
     except BadReply as e:

@@ -73,6 +73,10 @@ class ModelGraph(BaseModel):
     state: Annotated[list[StateEntry], Field(max_length=MAX_STATE)]
     train: Program
     eval: Program
+    #: Reported by the capture: two train-mode passes on the same input gave the same output although the graph
+    #: draws random numbers (torch.manual_seed inside forward fixes the mask). It can only cost the student:
+    #: the rebuilt model draws fresh masks either way.
+    repeats_random: bool = False
 
     def program(self, training: bool) -> Program:
         return self.train if training else self.eval

@@ -275,8 +275,17 @@ def capture(model: nn.Module, input_size: int, what: str) -> tuple[dict, dict[st
                     "-1), not a fixed number)."
                 )
             programs[mode] = captured[0]
+        repeats = False
+        if any(node["op"] in ops.RANDOM for node in programs["train"]["nodes"]):
+            model.train(True)
+            x = torch.randn(BATCHES[0], input_size)
+            with torch.no_grad():
+                first, second = model(x), model(x)
+            repeats = (
+                isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor) and torch.equal(first, second)
+            )
     finally:
         model.train(was_training)
     entries += [{"name": name, "kind": "constant"} for name in constants]
     out = {**snapshot, **{name: t.detach().to("cpu", copy=True).contiguous() for name, t in constants.items()}}
-    return {"version": 1, "state": entries, **programs}, out
+    return {"version": 1, "state": entries, **programs, "repeats_random": repeats}, out
