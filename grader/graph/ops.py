@@ -74,6 +74,21 @@ def _getitem(x: torch.Tensor, index: Any) -> torch.Tensor:
     return x[tuple(index) if isinstance(index, list) else index]
 
 
+def _sized(make: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """x.new_zeros(size) and the like, refused above MAX_CREATED values (new_empty gives zeros)."""
+
+    def new(x: torch.Tensor, *size: Any, **kwargs: Any) -> torch.Tensor:
+        dims = size[0] if len(size) == 1 and isinstance(size[0], list | tuple) else size
+        count = 1
+        for d in dims:
+            count *= int(d) if isinstance(d, int) else 1
+        if count > MAX_CREATED:
+            raise ValueError(f"it creates a tensor of {count} values inside forward")
+        return make(x, *size, **kwargs)
+
+    return new
+
+
 def _t(x: torch.Tensor) -> torch.Tensor:
     return x.t()
 
@@ -128,6 +143,9 @@ OPS.update(
         "F.log_softmax": F.log_softmax, "F.leaky_relu": F.leaky_relu, "F.gelu": F.gelu, "F.elu": F.elu,
         "F.silu": F.silu, "F.softplus": F.softplus, "F.hardtanh": F.hardtanh, "F.relu6": F.relu6,
         "F.threshold": F.threshold, "torch.batch_norm": torch.batch_norm, "F.normalize": F.normalize,
+        "Tensor.new_empty": _sized(torch.Tensor.new_zeros), "Tensor.new_zeros": _sized(torch.Tensor.new_zeros),
+        "Tensor.new_ones": _sized(torch.Tensor.new_ones),
+        "Tensor.new_full": lambda x, size, fill_value, **kw: _sized(torch.Tensor.new_full)(x, size, fill_value, **kw),
     }
 )  # fmt: skip
 
