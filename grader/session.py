@@ -252,12 +252,26 @@ class Session:
         return params, inputs
 
     # -- running ---------------------------------------------------------------------------------------------
-    def start(self, name: str, task: str, params: dict, inputs: dict[str, torch.Tensor], keys: list[str]) -> None:
+    def start(
+        self,
+        name: str,
+        task: str,
+        params: dict,
+        inputs: dict[str, torch.Tensor],
+        keys: list[str],
+        each: bool = False,
+    ) -> None:
         """Queue one trusted task on the captured models `keys`; `on_progress(name, fraction)` follows it until it
-        ends (fraction 1). A model whose build failed fails the run with that failure, without running it."""
+        ends (fraction 1). A model whose build failed fails the run with that failure, without running it; with
+        `each`, the task runs on the others and finds the failed ones in params["failed"] (key -> message)."""
         arrays = {k: v.detach().cpu().contiguous().numpy() for k, v in inputs.items()}
         keys = list(dict.fromkeys(keys))
         params = {**params, "device": self.device}
+        if each:
+            failed_keys = {k: f for k in keys if (f := self._failure_of(k)) is not None}
+            if len(failed_keys) < len(keys):
+                params["failed"] = {k: f.message for k, f in failed_keys.items()}
+                keys = [k for k in keys if k not in failed_keys]
         if self._t0 is None:
             self._t0 = time.monotonic()
         t0 = self._t0
@@ -288,6 +302,13 @@ class Session:
 
         self._futures[name] = self._pool.submit(job)
 
+    def _failure_of(self, key: str) -> SandboxFailure | None:
+        if key in self.built.failures:
+            return self.built.failures[key]
+        if key not in self.built.graphs:
+            return SandboxFailure(kind="contract", message=f"{self.built.shown(key)} was not built.")
+        return None
+
     def start_all(self) -> list[str]:
         """Queue every task whose contract names exist, longest first; returns the names started."""
         has = {n for n, kind in self.names.items() if kind == "function"}
@@ -305,7 +326,7 @@ class Session:
         if "deep_model" in has:
             self.start(
                 "deep", "deep_stats", {"inits": list(INITS), "seed": a.seed},
-                {"x": self.deep_x, "cotangent": self.deep_cotangent}, [f"deep.{i}" for i in INITS],
+                {"x": self.deep_x, "cotangent": self.deep_cotangent}, [f"deep.{i}" for i in INITS], each=True,
             )  # fmt: skip
         sanity_models = []
         if "circle_model" in has:
@@ -324,7 +345,7 @@ class Session:
             s = a.sanity
             self.start(
                 "sanity", "init_sanity", {"models": sanity_models, "steps": s.steps, "lr": s.lr, "seed": a.seed},
-                inputs, [m["key"] for m in sanity_models],
+                inputs, [m["key"] for m in sanity_models], each=True,
             )  # fmt: skip
         if "fold_batchnorm" in has:
             self.start("fold", "fold_batchnorm", {}, {"x": self.teacher_x}, ["fold"])

@@ -56,3 +56,21 @@ def test_missing_or_malformed_sigmas_fail_only_the_sweep(tmp_path):
     for check in result.checks:
         if check.id != "sigma_sweep":
             assert check.score == check.max_score, check.id
+
+
+def test_one_init_that_raises_loses_only_that_init(tmp_path):
+    source = REFERENCE.read_text()
+    old = '        elif init == "xavier":\n            std = math.sqrt(2.0 / (fan_in + fan_out))\n'
+    assert source.count(old) == 1
+    path = tmp_path / "no_xavier.py"
+    path.write_text(
+        source.replace(old, '        elif init == "xavier":\n            raise NotImplementedError("later")\n')
+    )
+    result = graded_fast(path)
+    lost = {c.id: {i.id for i in c.items if not i.passed and i.max_points > 0} for c in result.checks}
+    assert lost == {
+        "loss_at_init": set(), "sigma_sweep": set(), "activation_stats": {"xavier"}, "dropout": set(),
+        "init_sanity": {"deep"}, "fold_batchnorm": set(), "architecture": {"deep"}, "training_diagnostics": set(),
+    }  # fmt: skip
+    assert "deep_model('xavier') could not be built" in result.check("activation_stats").message
+    assert "NotImplementedError" in result.check("init_sanity").message

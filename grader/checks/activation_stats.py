@@ -190,7 +190,12 @@ def check(session: Session, a: Assignment) -> CheckResult:
     items: list[Item] = []
     metrics: dict = {}
     series: list[Series] = []
+    failed = run.params.get("failed", {})
     for init in INITS:
+        if f"deep.{init}" in failed:
+            detail = f"deep_model('{init}') could not be built: {failed[f'deep.{init}']}"
+            items.append(item(a, ID, init, INIT_NAMES[init], False, detail))
+            continue
         try:
             stats = analyse(run, init, session.deep_x.double(), session.deep_cotangent.double())
         except NotComparable as e:

@@ -85,9 +85,13 @@ def check(session: Session, a: Assignment) -> CheckResult:
             items.append(item(a, ID, group, factory, False, f"{factory} is missing, so it could not be checked."))
             continue
         problems: list[str] = []
+        failed = run.params.get("failed", {})
         try:
             for i in indexes:
                 label = f"{factory}({', '.join(repr(x) for x in models[i]['args'])})"
+                if models[i].get("key") in failed:
+                    problems.append(f"{label} could not be built: {failed[models[i]['key']]}")
+                    continue
                 found, metrics[label] = model_problems(run, i, label)
                 problems += found
         except BadReply as e:

@@ -218,6 +218,8 @@ def deep_stats(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Ten
     meta: dict[str, Any] = {}
     for i, init in enumerate(params["inits"]):
         report_progress(i, len(params["inits"]))
+        if f"deep.{init}" in params.get("failed", {}):
+            continue  # its build failed: the check says so for this init, and measures the others
         model = models.get(f"deep.{init}")
         model.train()
         with traced(model, grads=True) as trace:
@@ -375,6 +377,8 @@ def init_sanity(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Te
     meta: dict[str, Any] = {}
     for i, spec in enumerate(params["models"]):
         report_progress(i, len(params["models"]))
+        if spec["key"] in params.get("failed", {}):
+            continue  # its build failed: the check reports that model's failure, the others are measured
         model = models.get(spec["key"])
         torch.manual_seed(int(params["seed"]))
         x, y = inputs[f"{spec['data']}_x"], inputs[f"{spec['data']}_y"]
