@@ -52,6 +52,11 @@ def _circle(session: Session, a: Assignment) -> Item:
     except Unbuilt:
         return item(a, ID, "circle", "circle_model: 2-6-3-2, ReLU, N(0, sigma)", False,
                     "circle_model(sigma) could not be built, so its architecture could not be checked.")  # fmt: skip
+    try:  # the recommended init too: its weights must be trainable parameters
+        recommended = structure(model(session, f"circle.none.s{seed}"), 2, "circle_model(None)")
+        problems += [f for f in recommended.faults if "not an nn.Parameter" in f]
+    except Unbuilt:
+        pass
     if not problems:
         builds = [(f"circle.g{j}", sigma, f"circle_model({sigma:g})") for j, sigma in enumerate(c.sigma_grid)]
         builds += [(f"circle.{label}", sigma, f"circle_model(SIGMAS[{label!r}] = {sigma:g})")
@@ -110,36 +115,59 @@ def _deep(session: Session, a: Assignment) -> Item:
     return item(a, ID, "deep", "deep_model: 20 layers, ReLU, zero biases", not problems, detail)
 
 
+def mnist_structure(session: Session) -> list[str]:
+    """What makes the MNIST models something other than the lab's MLP (layers, wiring, output, extra state),
+    measured on the grader's own images; [] when they are the lab's MLP or could not be built (memoized)."""
+
+    def compute() -> list[str]:
+        problems: list[str] = []
+        images = session.mnist_data.x_val[:64] if session.mnist_data is not None else None
+        for variant, arg in (("plain", False), ("dropout", True)):
+            shown = f"mnist_model({arg})"
+            try:
+                m = model(session, f"mnist.{variant}")
+            except Unbuilt:
+                continue
+            s = structure(m, 784, shown, x=images)
+            problems += s.faults
+            if s.shapes != MNIST:
+                problems.append(f"{shown} is {_shapes(s.shapes)}; the lab's network is 784 -> 800 -> 800 -> 10.")
+            used = {u.weight for u in m.units(True)} | {u.bias for u in m.units(True) if u.bias is not None}
+            extra = sum(m.tensor(n).numel() for n, _ in _state(m) if n not in used)
+            if extra > EXTRA_STATE:
+                problems.append(
+                    f"{shown} holds {extra} values of state besides its layers' weights and biases; the lab's MLP "
+                    "has nothing else."
+                )
+            if problems:
+                break
+        return problems
+
+    return session.memo("architecture:mnist", compute)  # type: ignore[return-value]
+
+
 def _mnist(session: Session, a: Assignment) -> Item:
-    problems: list[str] = []
+    problems: list[str] = list(mnist_structure(session))
     for variant, arg in (("plain", False), ("dropout", True)):
+        if problems:
+            break
         shown = f"mnist_model({arg})"
         try:
             m = model(session, f"mnist.{variant}")
         except Unbuilt:
             problems.append(f"{shown} could not be built.")
             continue
-        s = structure(m, 784, shown)
-        problems += s.faults
-        if s.shapes != MNIST:
-            problems.append(f"{shown} is {_shapes(s.shapes)}; the lab's network is 784 -> 800 -> 800 -> 10.")
-        else:
-            for k in range(len(MNIST)):
-                stats = init_stats([m], layer=k)
-                if not std_matches(stats.std, MNIST_STD, stats.n):
-                    problems.append(f"{shown}: layer {k + 1}'s weights have std {stats.std:.3g}; the lab draws "
-                                    "them from N(0, 0.1) (PyTorch's default init is not it).")  # fmt: skip
-                    break
-            stats = init_stats([m])
-            if stats.bias_max > 1e-8:
-                problems.append(f"{shown} has biases up to {stats.bias_max:.3g}; the lab asks for zero biases.")
-        used = {u.weight for u in m.units(True)} | {u.bias for u in m.units(True) if u.bias is not None}
-        extra = sum(m.tensor(n).numel() for n, _ in _state(m) if n not in used)
-        if extra > EXTRA_STATE:
-            problems.append(f"{shown} holds {extra} values of state besides its layers' weights and biases; the "
-                            "lab's MLP has nothing else.")  # fmt: skip
-        if problems:
-            break
+        for k in range(len(MNIST)):
+            stats = init_stats([m], layer=k)
+            if not std_matches(stats.std, MNIST_STD, stats.n):
+                problems.append(
+                    f"{shown}: layer {k + 1}'s weights have std {stats.std:.3g}; the lab draws them from N(0, 0.1) "
+                    "(PyTorch's default init is not it)."
+                )
+                break
+        stats = init_stats([m])
+        if stats.bias_max > 1e-8:
+            problems.append(f"{shown} has biases up to {stats.bias_max:.3g}; the lab asks for zero biases.")
     detail = (
         " ".join(problems)
         if problems

@@ -50,6 +50,13 @@ def model_problems(run: Run, index: int, label: str) -> tuple[list[str], dict]:
     weights = [n for n in names if init[n].ndim == 2]
     frozen = [n for n in weights if not got_gradient[n]]
     problems = []
+    units = run.meta_dict(f"m{index}").get("units")
+    fixed = [u[0] for u in units if isinstance(u, list) and u and u[0] not in init] if isinstance(units, list) else []
+    if fixed:
+        problems.append(
+            f"{label}: the weight(s) {listed([str(n)[:100] for n in fixed])} of its layers are not trainable "
+            "parameters (buffers or fixed tensors), so they never learn. Register weights as nn.Parameter."
+        )
     if frozen:
         learning = [n for n in names if got_gradient[n]]
         problems.append(

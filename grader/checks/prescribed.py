@@ -51,9 +51,11 @@ class Structure:
     faults: list[str]
 
 
-def structure(m: GraphModel, width: int, shown: str, seed: int = 0) -> Structure:
-    """Run the model on a random batch in eval and train mode and describe how its linear units are wired."""
-    x = torch.randn(64, width, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
+def structure(m: GraphModel, width: int, shown: str, seed: int = 0, x: torch.Tensor | None = None) -> Structure:
+    """Run the model on a batch (random, or `x`: real inputs, so that a model that treats the task's data
+    differently shows it) in eval and train mode and describe how its linear units are wired."""
+    if x is None:
+        x = torch.randn(64, width, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
     faults: list[str] = []
     units = m.units(training=False)
     shapes = [tuple(m.weight(u).shape) for u in units]
