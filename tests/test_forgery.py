@@ -27,14 +27,9 @@ _AGAINST = re.compile(r"^Graded against: (base_\w+\.py)\b", re.M)
 
 #: Forgeries that still gain points on the grader as it is (measured 2026-12-05, fast budgets). Strict: once the
 #: grader stops them, the test passes, pytest reports it, and the entry must go.
-HOLES = {
-    "buffer_weights": "init_sanity lists only 2-D parameters, so all-zero weights registered as buffers of "
-    "circle_model(None) are never seen as frozen or copied (+4); the architecture check's buffer-weight rule "
-    "does not look at circle_model(None)",
-    "label_table_ops": "a label lookup written in whitelisted tensor ops (==, matmul with a 1-D constant, where) "
-    "survives the capture; eval-mode logits answer the validation images, the dropout model's gap falls below "
-    "the plain one's (+10 regularization, -3 architecture for the extra state)",
-}
+#: Forgeries that still gain points, as strict expected failures (none open: buffer weights and label lookups in
+#: tensor operations were closed by the architecture and init_sanity checks).
+HOLES: dict[str, str] = {}
 
 
 def forgeries() -> list[str]:
