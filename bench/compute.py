@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 
+import torch
+
 from bench.common import Row, reference_module
 from grader.assignment import load_assignment
 from grader.checks.circle import analyse
 from grader.data import CircleData
-from grader.sandbox import lab_tasks
 from grader.sandbox.reply import SandboxReply
 from grader.session import Run, log_schedule
+from grader.tasks import lab
+from grader.tasks.local import captured_models
 
 
 def _circle_analysis(a, params: dict, out: dict, data: CircleData) -> list:
@@ -36,14 +39,21 @@ def bench_sweep(quick: bool) -> Row:
             for s in c.sigma_grid for seed in c.seeds]  # fmt: skip
     runs += [{"sigma": 1.0, "glorot": True, "seed": seed, "raw": False, "grid": False} for seed in c.seeds]
     runs += [{"sigma": 1.0, "glorot": False, "seed": seed, "raw": True, "grid": False} for seed in c.seeds]
-    params = {"runs": runs, "steps": steps, "lr": c.lr, "log_steps": log_schedule(steps),
-              "val_steps": sorted({*range(0, steps + 1, max(steps // 20, 1)), steps})}  # fmt: skip
     module = reference_module()
+    built = {}
+    for run in runs:  # built as the sandbox's build task builds them (seeded), captured and rebuilt as in a grading
+        run["key"] = f"circle.{run['sigma']}.s{run['seed']}"
+        torch.manual_seed(run["seed"])
+        built[run["key"]] = (module.circle_model(run["sigma"]), 2)
+    models, model_params, model_inputs = captured_models(built)
+    params = {"runs": runs, "steps": steps, "lr": c.lr, "log_steps": log_schedule(steps),
+              "val_steps": sorted({*range(0, steps + 1, max(steps // 20, 1)), steps}), **model_params}  # fmt: skip
+    inputs |= model_inputs
     t0 = time.perf_counter()
-    _, loop = lab_tasks.circle_runs(module, {**params, "batched": False}, inputs)
+    _, loop = lab.circle_runs(models, {**params, "batched": False}, inputs)
     baseline = time.perf_counter() - t0
     t0 = time.perf_counter()
-    meta, batched = lab_tasks.circle_runs(module, params, inputs)
+    meta, batched = lab.circle_runs(models, params, inputs)
     ours = time.perf_counter() - t0
     assert meta["batched"], meta
     first = max(

@@ -13,11 +13,14 @@ from torch import nn
 
 from bench.common import REFERENCE, Row, reference_module
 from grader.assignment import load_assignment
+from grader.built import Built
 from grader.device import cpu_count
 from grader.grading import grade, prepare
 from grader.result import GradeResult
-from grader.sandbox import Limits, detect_isolation, lab_tasks, run_task
+from grader.sandbox import Limits, detect_isolation, run_task
 from grader.session import Session
+from grader.tasks import lab
+from grader.tasks.local import captured_models
 
 GRADE_TIMELINE: list[dict] = []  # the last measured grade's tasks, for the plot
 LAST_RESULT: list[GradeResult] = []  # the last measured grade, for the report benchmark
@@ -41,7 +44,7 @@ def bench_grade(quick: bool) -> Row:
     details = [
         f"Wall time of the grade: {ours:.1f} s with {min(2, cpu_count())} sandbox tasks at once, {baseline:.1f} s "
         f"one at a time; the tasks' own wall times add up to {busy:.1f} s. The critical path is the longest task "
-        "plus loading the file; the table shows where each task ran.",
+        "plus the build task (the student's file run once, every model captured); the table shows where each task ran.",
         "",
         "| sandbox task | started (s) | wall (s) | wall alone (s) |",
         "|---|---:|---:|---:|",
@@ -108,14 +111,16 @@ def bench_mnist(quick: bool) -> Row:
     try:
         peak = max(_gemm_rate(100, 784, 800), _gemm_rate(2000, 784, 800), _gemm_rate(1024, 1024, 1024))
         setup = prepare(a, "cpu", None)
-        session = Session(REFERENCE, setup.assignment, setup.circle, setup.mnist, names={}, sigmas=None, device="cpu",
+        session = Session(Built(), setup.assignment, setup.circle, setup.mnist, names={}, sigmas=None, device="cpu",
                           workers=1, threads=1, hidden_paths=[], on_progress=lambda *_: None)  # fmt: skip
         session.close()
         params, inputs = session.mnist_params(True)
         module = reference_module()
         macs, per_image = _macs(module.mnist_model(True)), _dropout_inputs(module.mnist_model(True))
+        torch.manual_seed(a.seed)  # built as the sandbox's build task builds it, captured and rebuilt as in a grading
+        models, model_params, model_inputs = captured_models({"mnist.dropout": (module.mnist_model(True), 784)})
         t0 = time.perf_counter()
-        meta, _ = lab_tasks.mnist_train(module, params, inputs)
+        meta, _ = lab.mnist_train(models, {**params, **model_params}, {**inputs, **model_inputs})
         total = time.perf_counter() - t0
         bernoulli = _bernoulli_rate()
     finally:
@@ -192,7 +197,7 @@ def bench_sandbox(quick: bool) -> Row:
         f"Medians of {repeats} runs each, alternated: the interpreter with a child's flags + torch import "
         f"{base:.2f} s (min {min(plain):.2f}), sandboxed load task {ours:.2f} s (min {min(boxed):.2f}) with "
         f"isolation '{isolation}'. A full grade starts "
-        f"8 children (the load and 7 lab tasks), two at a time, so start-up costs about "
+        f"8 children (the build task and 7 trusted lab tasks), two at a time, so start-up costs about "
         f"{8 * ours / 2:.1f} s of its wall time.",
     ]
     what = f"child start to validated reply, median of {repeats}; isolation and reply add {ours - base:.2f} s a child"

@@ -44,12 +44,17 @@ def test_cheating_at_import_changes_nothing(reference_fast, tmp_path):
     assert [(c.id, c.score) for c in result.checks] == [(c.id, c.score) for c in reference_fast.checks]
 
 
-def test_replacing_the_loss_inside_the_sandbox_does_not_fake_the_measured_loss(reference_fast, tmp_path):
+def test_replacing_the_loss_at_import_does_not_reach_the_training(reference_fast, tmp_path):
+    """The student's code runs only in the build job: torch patched at import there changes nothing in the lab's
+    tasks, which train the rebuilt models with the grader's own torch in processes of their own."""
     result = graded_fast(reference_with("fake_loss", tmp_path))
     ours, ref = result.check("loss_at_init").metrics, reference_fast.check("loss_at_init").metrics
     assert ours["circle_recommended"] == ref["circle_recommended"]
-    # training with a zero loss learns nothing, and the trusted side sees it
-    assert result.check("dropout").metrics["with_dropout"]["val_error"] > 50
+    assert [(c.id, c.score) for c in result.checks] == [(c.id, c.score) for c in reference_fast.checks]
+    # a zero loss would have learnt nothing (validation error near 90%): the models trained as the reference's did
+    ours, ref = result.check("dropout").metrics, reference_fast.check("dropout").metrics
+    assert ours["with_dropout"]["val_error"] < 50
+    assert abs(ours["with_dropout"]["val_error"] - ref["with_dropout"]["val_error"]) < 2
 
 
 @pytest.mark.parametrize(
@@ -235,4 +240,4 @@ def test_a_sandbox_job_that_raises_costs_only_its_check(tmp_path, monkeypatch):
     fold = result.check("fold_batchnorm")
     assert fold.status == "error" and fold.score == 0
     assert fold.message.startswith("The grader could not score this: RuntimeError (the sandbox broke)")
-    assert [r.name for r in result.runs] == ["load"]
+    assert [r.name for r in result.runs] == ["build"]

@@ -60,7 +60,11 @@ class GraphModel(nn.Module):
         super().__init__()
         self._lg_graph = graph
         self._lg_observers: list[Callable[[int, LinearUnit, torch.Tensor, torch.Tensor], None]] = []
-        kinds = {}
+        # every attribute of this class exists before the state is placed, so that no state name can take one
+        self._lg_kinds: dict[str, str] = {}
+        self._lg_paths: dict[str, list[str]] = {}
+        self._lg_programs: dict[bool, _Compiled] = {}
+        kinds = self._lg_kinds
         for entry in graph.state:
             t = tensors.get(entry.name)
             if t is None:
@@ -73,9 +77,8 @@ class GraphModel(nn.Module):
                 self._place(entry.name, nn.Parameter(t))
             else:
                 self._place(entry.name, t, buffer=True)
-        self._lg_kinds = kinds
-        self._lg_paths = {name: name.split(".") for name in kinds}
-        self._lg_programs = {True: self._compile(graph.train), False: self._compile(graph.eval)}
+        self._lg_paths.update({name: name.split(".") for name in kinds})
+        self._lg_programs.update({True: self._compile(graph.train), False: self._compile(graph.eval)})
 
     # -- building -----------------------------------------------------------------------------------------------
     def _place(self, name: str, value: torch.Tensor, buffer: bool = False) -> None:
@@ -100,7 +103,7 @@ class GraphModel(nn.Module):
     def _compile(self, program: Program) -> _Compiled:
         nodes = list(program.nodes)
         steps = [self._step(n) for n in nodes]
-        _find_units(nodes, steps, self)
+        _find_units(nodes, steps, self, program.output)
         units = [s.unit for s in steps if s.unit is not None]
         return _Compiled(steps, program.output, units)  # type: ignore[arg-type]
 
@@ -241,7 +244,7 @@ def _uses(nodes: list[Node]) -> dict[int, int]:
     return count
 
 
-def _find_units(nodes: list[Node], steps: list[_Step], model: GraphModel) -> None:
+def _find_units(nodes: list[Node], steps: list[_Step], model: GraphModel, output: int) -> None:
     """Mark the matrix products with a 2-D state tensor as linear units (with the bias added right after them)."""
 
     def matrix(name: str | None) -> bool:
@@ -263,6 +266,7 @@ def _find_units(nodes: list[Node], steps: list[_Step], model: GraphModel) -> Non
         elif name == "Tensor.permute" and matrix(first) and node.args[1:] in ([1, 0], [{"l": [1, 0]}]):
             transposed_of[value] = first  # type: ignore[assignment]
     uses = _uses(nodes)
+    uses[output] = uses.get(output, 0) + 1  # the value forward returns is used too
     for i, node in enumerate(nodes):
         name = ops.canonical(node.op)
         step = steps[i]

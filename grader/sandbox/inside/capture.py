@@ -30,6 +30,10 @@ BATCHES = (97, 131)
 MAX_CONSTANT_VALUES = 100_000
 _TENSOR_BASE = torch._C.TensorBase
 _GETSET = type(torch.Tensor.T)
+_SEVERAL = "it returns several tensors"
+#: Calls that take numbers out of torch: a graph cannot hold what forward computes from them.
+_ESCAPES = frozenset({"Tensor.numpy", "Tensor.item", "Tensor.tolist", "Tensor.__float__", "Tensor.__int__",
+                      "Tensor.__array__", "Tensor.__index__"})  # fmt: skip
 
 
 def op_name(func: Any) -> str | None:
@@ -64,12 +68,16 @@ class _Recorder(TorchFunctionMode):
         self.nodes: list[dict] = []
         self.state, self.batch, self.constants = state, batch, constants
         self.scope: list[str] = []
+        self.escapes: list[str] = []  # calls that took numbers computed from the input out of torch
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         tensors = _tensors_in(out)
         if not tensors:
+            name = op_name(func)
+            if name in _ESCAPES and any(isinstance(a, torch.Tensor) and id(a) in self.values for a in args):
+                self.escapes.append(name)
             return out
         name = op_name(func) or "an unknown function"
         node: dict[str, Any] = {"op": name, "scope": self.scope[-1] if self.scope else ""}
@@ -80,7 +88,7 @@ class _Recorder(TorchFunctionMode):
             except _Opaque as e:
                 node["opaque"] = str(e)
         else:
-            node["opaque"] = "" if isinstance(out, torch.Tensor) else "it returns several tensors"
+            node["opaque"] = "" if isinstance(out, torch.Tensor) else _SEVERAL
         self.nodes.append(node)
         for t in tensors:
             self.values[id(t)] = len(self.nodes)
@@ -176,7 +184,12 @@ def _scope_hooks(model: nn.Module, recorder_ref: list[_Recorder | None]) -> list
 
 
 def _trace(
-    model: nn.Module, x: torch.Tensor, ids: dict[int, str], constants: dict[str, torch.Tensor], what: str
+    model: nn.Module,
+    x: torch.Tensor,
+    ids: dict[int, str],
+    constants: dict[str, torch.Tensor],
+    what: str,
+    escapes: list[str],
 ) -> dict:
     ref: list[_Recorder | None] = [None]
     hooks = _scope_hooks(model, ref)
@@ -189,6 +202,7 @@ def _trace(
         ref[0] = None
         for h in hooks:
             h.remove()
+        escapes += recorder.escapes
     if not isinstance(out, torch.Tensor):
         raise ContractError(f"{what} must return a tensor, but its forward returned {type(out).__name__[:60]}.")
     if id(out) in recorder.values:
@@ -211,6 +225,10 @@ def _prune(program: dict, what: str) -> dict:
         node = nodes[v - 1]
         if "opaque" in node:
             reason = f" ({node['opaque']})" if node["opaque"] else ""
+            if ops.allowed(node["op"]) and node["opaque"] == _SEVERAL:
+                raise ContractError(f"{what}: its forward calls {node['op']} in a form that returns several tensors "
+                                    "(values and indices), which the grader cannot rebuild outside the sandbox: use "
+                                    "torch.amax or torch.amin for the largest or smallest values.")  # fmt: skip
             if ops.allowed(node["op"]) and node["opaque"]:
                 raise ContractError(f"{what}: its forward calls {node['op']} with {node['opaque']}, which the "
                                     "grader cannot rebuild outside the sandbox.")  # fmt: skip
@@ -220,6 +238,39 @@ def _prune(program: dict, what: str) -> dict:
     renumber = {0: 0} | {v: i + 1 for i, v in enumerate(order)}
     kept = [_renumbered(nodes[v - 1], renumber) for v in order]
     return {"nodes": kept, "output": renumber[output]}
+
+
+def _why_different(what: str, mode: str, escapes: list[str]) -> str:
+    """Why two captures of one forward pass differ: numbers taken out of torch, or a forward that depends on the
+    batch size."""
+    batches = f"a batch of {BATCHES[0]} and one of {BATCHES[1]} inputs"
+    if escapes:
+        shown = ", ".join(dict.fromkeys(escapes[:50]))
+        return (
+            f"{what}: its forward takes numbers out of torch ({shown}) and computes its output from them, which a "
+            "graph cannot hold: keep the computation in torch (numpy arrays, .item() and .tolist() are not part of "
+            f"a model's graph). If it does not, write forward for any batch size: {batches} ran different "
+            f"operations in {mode} mode."
+        )
+    return (
+        f"{what}: its forward runs different operations for {batches} in {mode} mode. Write forward for any batch "
+        "size (e.g. x.view(x.size(0), -1), not a fixed number)."
+    )
+
+
+def _state_refs(node: dict) -> list[str]:
+    found = []
+
+    def walk(a: Any) -> None:
+        if isinstance(a, dict):
+            if "p" in a:
+                found.append(a["p"])
+            for item in a.get("l") or a.get("s") or []:
+                walk(item)
+
+    for a in [*node["args"], *node["kwargs"].values()]:
+        walk(a)
+    return found
 
 
 def _refs(args: list) -> list[int]:
@@ -264,16 +315,12 @@ def capture(model: nn.Module, input_size: int, what: str) -> tuple[dict, dict[st
     try:
         for mode in ("train", "eval"):
             model.train(mode == "train")
-            captured = []
+            captured, escapes = [], []
             for batch in BATCHES:
                 x = torch.randn(batch, input_size)
-                captured.append(_trace(model, x, ids, constants, what))
+                captured.append(_trace(model, x, ids, constants, what, escapes))
             if json.dumps(captured[0], sort_keys=True) != json.dumps(captured[1], sort_keys=True):
-                raise ContractError(
-                    f"{what}: its forward runs different operations for a batch of {BATCHES[0]} and one of "
-                    f"{BATCHES[1]} inputs in {mode} mode. Write forward for any batch size (e.g. x.view(x.size(0), "
-                    "-1), not a fixed number)."
-                )
+                raise ContractError(_why_different(what, mode, escapes))
             programs[mode] = captured[0]
         repeats = False
         if any(node["op"] in ops.RANDOM for node in programs["train"]["nodes"]):
@@ -286,6 +333,8 @@ def capture(model: nn.Module, input_size: int, what: str) -> tuple[dict, dict[st
             )
     finally:
         model.train(was_training)
+    used = {ref for program in programs.values() for node in program["nodes"] for ref in _state_refs(node)}
+    constants = {name: t for name, t in constants.items() if name in used}  # not those of dropped calls
     entries += [{"name": name, "kind": "constant"} for name in constants]
     out = {**snapshot, **{name: t.detach().to("cpu", copy=True).contiguous() for name, t in constants.items()}}
     return {"version": 1, "state": entries, **programs, "repeats_random": repeats}, out

@@ -1,6 +1,6 @@
 """Appended by the tests to the reference solution: replaces torch's cross-entropy at import so that every loss
-computed inside the sandbox reads 0. Scores rest on losses computed outside the sandbox, so the measured loss at init
-does not change (and training, which the sandbox does with that loss, learns nothing)."""
+computed in the process that imports it reads 0. That process only builds the models: the lab's tasks train the
+rebuilt models in processes that never import this file, so the grade does not change."""
 
 import torch
 
