@@ -1,10 +1,14 @@
-"""Each buggy submission loses points only in the check its bug breaks, with a message naming the fault."""
+"""Each buggy submission loses points only in the check its bug breaks, with a message naming the fault.
+
+Every test here grades a file (20 to 40 s each on 2 CPUs): slow tests, out of the fast lane."""
 
 import pytest
 from bugs import BUGS, REFERENCE
 from conftest import MAX_POINTS, graded_fast, pdf_text
 
 from reports.render import render_pdf
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("name", sorted(BUGS))
