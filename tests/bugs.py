@@ -95,7 +95,7 @@ BUGS = {
     "overconfident_output": Bug(
         "the output layer is scaled up instead of down",
         (("linears[-1].weight *= 0.1", "linears[-1].weight *= 10.0"),),
-        "loss_at_init", frozenset({"circle_recommended"}), "overconfident",
+        "loss_at_init", frozenset({"circle_recommended", "output_small"}), "overconfident",
     ),
     "sigma_small_stuck": Bug(
         "SIGMAS['small'] is so small that nothing trains",

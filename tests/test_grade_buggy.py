@@ -43,8 +43,12 @@ def test_missing_function_fails_only_its_own_checks(tmp_path):
     assert deep.score == 0 and deep.status == "failed" and "deep_model" in deep.message
     sanity = result.check("init_sanity")
     assert [i.id for i in sanity.items if not i.passed] == ["deep"]
+    architecture = result.check("architecture")
+    assert [i.id for i in architecture.items if not i.passed] == [
+        "deep"
+    ] and "deep_model is missing" in architecture.message
     for check in result.checks:
-        if check.id not in ("activation_stats", "init_sanity"):
+        if check.id not in ("activation_stats", "init_sanity", "architecture"):
             assert check.score == check.max_score, check.id
 
 
