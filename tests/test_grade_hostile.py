@@ -15,6 +15,7 @@ from conftest import MAX_POINTS, SUBMISSIONS, graded_fast, pdf_text
 
 import grader.session as session_module
 from grader import GradeResult, grade, grading, load_assignment
+from grader.checks import CHECKS
 from grader.checks.base import CheckSpec, item, scored
 from grader.sandbox import cgroups
 from grader.text import NAME_LIMIT
@@ -80,7 +81,7 @@ def test_file_that_cannot_load_gets_one_clear_reason_everywhere(filename, kind, 
         assert result.checks
         return
     assert failure is not None and failure.kind == kind, failure
-    assert result.score == 0 and len(result.checks) == 7
+    assert result.score == 0 and len(result.checks) == len(CHECKS)
     for check in result.checks:
         assert check.status in ("error", "failed") and failure.message in check.message
 
