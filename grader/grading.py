@@ -109,7 +109,11 @@ def build(
         state = {f"teacher/{k}": v.detach().numpy() for k, v in teacher.state_dict().items()}
         limits = task_limits(a.limits, "build", threads)
         reply = run_task(
-            submission, "build", params={"models": plan, "fold": {"spec": spec, "input": spec[0]["in"]}},
+            submission, "build", params={
+                "models": plan, "fold": {"spec": spec, "input": spec[0]["in"]},
+                # each factory gets a share of the build's CPU, so that a slow one costs only its own checks
+                "factory_cpu_seconds": limits.cpu_seconds / 4,
+            },
             inputs=state, limits=limits, device="cpu", hidden_paths=setup.hidden, group=group, threads=threads,
         )  # fmt: skip
         timing = RunTiming(

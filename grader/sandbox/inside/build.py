@@ -10,10 +10,12 @@ student reads, and the other builds go on.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
 import numbers
+import signal
 import types
 from collections.abc import Callable
 from typing import Any
@@ -53,8 +55,38 @@ def sigmas(value: object) -> tuple[dict[str, float] | None, str | None]:
     return found, note
 
 
+class FactoryTimeout(Exception):
+    """One factory (with its models' forward passes) used up its share of the build's CPU time."""
+
+
+@contextlib.contextmanager
+def cpu_budget(seconds: float | None):
+    """Raise FactoryTimeout in this thread after `seconds` of its process's CPU time (SIGVTALRM). The student's
+    code could switch it off; that only lets it run into the whole job's limit, which fails every check."""
+    if not seconds:
+        yield
+        return
+
+    def expired(_signum: int, _frame: object) -> None:
+        raise FactoryTimeout
+
+    previous = signal.signal(signal.SIGVTALRM, expired)
+    signal.setitimer(signal.ITIMER_VIRTUAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        signal.signal(signal.SIGVTALRM, previous)
+
+
 def _shown(factory: str, args: list) -> str:
     return f"{factory}({', '.join(repr(a) for a in args)})"
+
+
+def _cpu() -> float:
+    import time
+
+    return time.process_time()
 
 
 def _model(module: types.ModuleType, factory: str, args: list, seed: int) -> nn.Module:
@@ -94,8 +126,14 @@ def build(
         for name, t in state.items():
             tensors[f"{key}/{name}"] = t
 
+    per_factory = params.get("factory_cpu_seconds")
+    spent: dict[str, float] = {}  # CPU seconds each factory has used so far
+    timed_out: dict[str, dict] = {}
     for spec in params.get("models", []):
         key, factory, seed = spec["key"], spec["factory"], int(spec["seed"])
+        if factory in timed_out:
+            failures[key] = timed_out[factory]
+            continue
         args = list(spec.get("args", []))
         label = spec.get("sigma_label")
         if label is not None:
@@ -105,16 +143,30 @@ def build(
         try:
             if names.get(factory) != "function":
                 raise ContractError(f"Your file must define a function {factory}(); it is missing or not callable.")
-            model = _model(module, factory, args, seed)
-            graph, state = capture(model, int(spec["input"]), _shown(factory, args))
+            left = None if per_factory is None else max(0.05, float(per_factory) - spent.get(factory, 0.0))
+            t0 = _cpu()
+            try:
+                with cpu_budget(left):
+                    model = _model(module, factory, args, seed)
+                    graph, state = capture(model, int(spec["input"]), _shown(factory, args))
+            finally:
+                spent[factory] = spent.get(factory, 0.0) + _cpu() - t0
             keep(key, graph, state)
+        except FactoryTimeout as error:
+            failure = describe(error).model_copy(update={
+                "kind": "cpu_time",
+                "message": f"{factory}() and the forward passes of its models used more than {per_factory:g} s of "
+                "CPU time (its share of the build). Look for an infinite loop or a very slow computation in "
+                f"{factory}() or in forward().",
+            })  # fmt: skip
+            timed_out[factory] = failures[key] = failure.model_dump(mode="json")
         except BaseException as error:  # whatever the student's code raises is that build's failure
             failures[key] = describe(error).model_dump(mode="json")
     fold = params.get("fold")
     if fold is not None:
         try:
             folded = _fold(module, names, fold, inputs)
-            graph, state = capture(folded, int(fold["input"]), "the model fold_batchnorm(model) returned")
+            graph, state = capture(folded, int(fold["input"]), "fold_batchnorm(model)", need_parameters=False)
             keep("fold", graph, state)
         except BaseException as error:
             failures["fold"] = describe(error).model_dump(mode="json")

@@ -299,14 +299,16 @@ def _renumbered(node: dict, renumber: dict[int, int]) -> dict:
             "kwargs": {k: walk(v) for k, v in node["kwargs"].items()}, "scope": node["scope"]}  # fmt: skip
 
 
-def capture(model: nn.Module, input_size: int, what: str) -> tuple[dict, dict[str, torch.Tensor]]:
+def capture(
+    model: nn.Module, input_size: int, what: str, need_parameters: bool = True
+) -> tuple[dict, dict[str, torch.Tensor]]:
     """The model's graph (JSON data, see grader.graph.schema) and its state and constants by name.
 
     ``what`` names the call that built the model in messages, e.g. "mnist_model(True)". The model's state is
     copied before it runs, so that a forward pass that changes it (batch norm in train mode) changes nothing
     the trusted side receives."""
     entries, tensors, ids = _state_of(model)
-    if not any(e["kind"] == "parameter" for e in entries):
+    if need_parameters and not any(e["kind"] == "parameter" for e in entries):
         raise ContractError(f"{what} returned a module without parameters.")
     snapshot = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in tensors.items()}
     constants: dict[str, torch.Tensor] = {}
