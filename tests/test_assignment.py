@@ -13,6 +13,7 @@ def test_default_lab_loads_with_points_for_every_scored_check():
         "dropout": 25,
         "init_sanity": 10,
         "fold_batchnorm": 15,
+        "architecture": 10,
     }
 
 
