@@ -23,10 +23,11 @@ def test_reference_full_marks_fast(reference_fast):
         "dropout",
         "init_sanity",
         "fold_batchnorm",
+        "architecture",
         "training_diagnostics",
     }
     assert r.isolation.method == "bubblewrap" and r.isolation.network_isolated
-    names = {"load", "sweep", "recommended", "deep", "mnist_dropout", "mnist_plain", "sanity", "fold"}
+    names = {"build", "sweep", "recommended", "deep", "mnist_dropout", "mnist_plain", "sanity", "fold"}
     assert {run.name for run in r.runs} == names
     assert all(run.ok and run.seconds > 0 for run in r.runs)
     if r.isolation.cgroup:  # the kernel counted each task's CPU time, and every task stayed within its budget
