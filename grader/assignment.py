@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_ASSIGNMENT = Path(__file__).parent / "assignments" / "init-reg.toml"
 
@@ -114,6 +114,16 @@ class FastConfig(_Strict):
     curve_subset: int | None = None
 
 
+class SectionConfig(_Strict):
+    """A part of the lab in the grade: its checks, or single items of checks ("architecture.circle")."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]{1,40}$")
+    title: str = Field(min_length=1, max_length=120)
+    #: what the section is worth; the points of its members must add up to it (None: whatever they add up to)
+    points: float | None = Field(default=None, ge=0)
+    members: list[str] = Field(min_length=1)
+
+
 class Assignment(_Strict):
     id: str
     title: str
@@ -126,10 +136,48 @@ class Assignment(_Strict):
     sanity: SanityConfig
     init_loss: InitLossConfig
     points: dict[str, dict[str, float]]
+    #: how the points divide into the lab's parts, in report order; empty: the report shows checks only
+    sections: list[SectionConfig] = Field(default_factory=list)
     fast: FastConfig
+
+    @model_validator(mode="after")
+    def _sections_cover_the_points(self) -> Assignment:
+        """Every scored item is in exactly one section, every member names a check or an item of [points], and
+        a section's points equal the sum of its members'."""
+        if not self.sections:
+            return self
+        owner: dict[tuple[str, str], str] = {}
+        for section in self.sections:
+            for member in section.members:
+                check, _, item = member.partition(".")
+                if check not in self.points or (item and item not in self.points[check]):
+                    raise ValueError(f"section {section.id!r}: {member!r} is neither a check nor an item of [points]")
+                for name in [item] if item else list(self.points[check]):
+                    if (check, name) in owner:
+                        raise ValueError(
+                            f"{check}.{name} is in two sections: {owner[check, name]!r} and {section.id!r}"
+                        )
+                    owner[check, name] = section.id
+            total = sum(self.points[c][i] for (c, i), s in owner.items() if s == section.id)
+            if section.points is not None and abs(total - section.points) > 1e-9:
+                raise ValueError(
+                    f"section {section.id!r} is worth {section.points:g} points but its members add up to {total:g}"
+                )
+        scored = [(c, i) for c, items in self.points.items() for i, v in items.items() if v]
+        orphans = [f"{c}.{i}" for c, i in scored if (c, i) not in owner]
+        if orphans:
+            raise ValueError(f"scored items in no section: {', '.join(orphans)}; add them to a [[sections]] entry")
+        return self
 
     def max_points(self, check_id: str) -> float:
         return float(sum(self.points.get(check_id, {}).values()))
+
+    def section_of(self, check_id: str, item_id: str) -> str | None:
+        """The id of the section an item counts in (None without sections)."""
+        for section in self.sections:
+            if check_id in section.members or f"{check_id}.{item_id}" in section.members:
+                return section.id
+        return None
 
     def fast_budgets(self) -> Assignment:
         """A copy with the [fast] budgets: for development, never for a real grade."""

@@ -21,7 +21,16 @@ from grader.checks.base import CheckSpec, not_run
 from grader.data import CircleData, MnistData, load_mnist
 from grader.data.mnist import FASHION_MNIST_DEFAULT
 from grader.device import cpu_count, resolve_device
-from grader.result import CheckResult, Dataset, Failure, GradeResult, IsolationInfo, RunTiming, Submission
+from grader.result import (
+    CheckResult,
+    Dataset,
+    Failure,
+    GradeResult,
+    IsolationInfo,
+    RunTiming,
+    SectionScore,
+    Submission,
+)
 from grader.sandbox import detect_isolation, run_task
 from grader.sandbox.cgroups import GradingCgroup, grading_cgroup
 from grader.session import Session, build_plan, task_limits
@@ -176,7 +185,27 @@ def grade(
         started_at=started, finished_at=datetime.now(UTC), seconds=time.monotonic() - t0, device=setup.device,
         seed=a.seed, fast_mode=fast, isolation=IsolationInfo(**isolation.model_dump()), datasets=datasets,
         checks=checks, runs=runs, score=sum(c.score for c in checks), max_score=sum(c.max_score for c in checks),
+        sections=section_scores(a, checks),
     )  # fmt: skip
+
+
+def section_scores(a: Assignment, checks: list[CheckResult]) -> list[SectionScore]:
+    """The points of each of the assignment's sections. A check that could not run has no items: its items
+    count in their sections with their full weight and no points."""
+    sections = {s.id: SectionScore(id=s.id, title=s.title, score=0.0, max_score=0.0) for s in a.sections}
+    for check in checks:
+        items = [(i.id, i.points, i.max_points) for i in check.items] or [
+            (name, 0.0, points) for name, points in a.points.get(check.id, {}).items()
+        ]
+        for item_id, points, max_points in items:
+            section = sections.get(a.section_of(check.id, item_id) or "")
+            if section is None:
+                continue
+            section.score += points
+            section.max_score += max_points
+            if check.id not in section.checks:
+                section.checks.append(check.id)
+    return list(sections.values())
 
 
 def _run_checks(

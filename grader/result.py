@@ -75,6 +75,16 @@ class CheckResult(BaseModel):
     seconds: float = 0.0  # time spent in this check, waiting for its sandbox runs included
 
 
+class SectionScore(BaseModel):
+    """One part of the lab in the grade (the assignment's [[sections]]): the points of its items together."""
+
+    id: str
+    title: str
+    score: float
+    max_score: float
+    checks: list[str] = Field(default_factory=list)  # the checks with items in it, in report order
+
+
 class Dataset(BaseModel):
     name: str
     source: str
@@ -132,6 +142,7 @@ class GradeResult(BaseModel):
     runs: list[RunTiming] = Field(default_factory=list)
     score: float
     max_score: float
+    sections: list[SectionScore] = Field(default_factory=list)  # empty when the assignment declares none
 
     def check(self, check_id: str) -> CheckResult:
         return next(c for c in self.checks if c.id == check_id)

@@ -65,7 +65,10 @@ def render_html(result: GradeResult, processes: int = 2) -> str:
     return (
         _environment()
         .get_template("report.html.j2")
-        .render(result=result, sections=sections, css=css, status_label=STATUS_LABEL)
+        .render(
+            result=result, sections=sections, css=css, status_label=STATUS_LABEL,
+            titles={c.id: c.title for c in result.checks},
+        )  # fmt: skip
     )
 
 

@@ -53,8 +53,13 @@ def test_failed_check_shows_verdict_and_hint(tmp_path):
 
     result = graded_fast(BUGS["lecun_instead_of_he"].write(tmp_path / "lecun.py"))
     text, _ = pdf_text(render_pdf(result, tmp_path / "report.pdf"))
-    assert f"{MAX_POINTS - 7:g} / {MAX_POINTS:g} points" in text
+    lost = load_assignment().points["activation_stats"]["kaiming"]
+    assert f"{MAX_POINTS - lost:g} / {MAX_POINTS:g} points" in text
     assert "What to change" in text and "LeCun" in text
+    # the points lost count in Part 2 only; the other parts of the lab are whole
+    parts = {s.id: (s.score, s.max_score) for s in result.sections}
+    assert parts["part2"] == (30 - lost, 30) and parts["part1"] == (30, 30) and parts["part3"] == (40, 40)
+    assert f"Part 2: initialization of a deep network {30 - lost:g} / 30" in text.replace("\n", " ")
 
 
 def test_unloadable_file_still_gets_a_report_that_says_why(tmp_path):
@@ -63,6 +68,7 @@ def test_unloadable_file_still_gets_a_report_that_says_why(tmp_path):
     assert "could not be loaded" in text and f"0 / {MAX_POINTS:g} points" in text
     assert result.submission.load_failure.message.split(".")[0] in text.replace("\n", " ")
     assert text.count("What went wrong") == len(result.checks)
+    assert [(s.score, s.max_score) for s in result.sections] == [(0, s.points) for s in load_assignment().sections]
 
 
 def test_student_text_cannot_inject_html_or_fetch_files(reference_fast, tmp_path):
