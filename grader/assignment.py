@@ -95,6 +95,8 @@ class BatchNormConfig(_Strict):
 class SanityConfig(_Strict):
     steps: int
     lr: float
+    #: makemore E01: steps of full-batch SGD (at `lr`) for circle_model(0.0), whose weights and biases are all zero
+    zero_steps: int = Field(default=300, gt=0)
 
 
 class InitLossConfig(_Strict):

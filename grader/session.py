@@ -102,6 +102,7 @@ def build_plan(assignment: Assignment, mnist: bool) -> list[dict]:
         for label in ("small", "good", "big"):
             plan.append({"key": f"circle.{label}.s{s}", "factory": "circle_model", "sigma_label": label, "seed": s,
                          "input": 2})  # fmt: skip
+    plan.append({"key": f"circle.zero.s{seed}", "factory": "circle_model", "args": [0.0], "seed": seed, "input": 2})
     plan += [{"key": f"deep.{i}", "factory": "deep_model", "args": [i], "seed": seed, "input": 2} for i in INITS]
     if mnist:
         plan += [
@@ -332,6 +333,9 @@ class Session:
         if "circle_model" in has:
             sanity_models.append({"key": f"circle.none.s{a.seed}", "factory": "circle_model", "args": [None],
                                   "data": "circle", "n_classes": 2})  # fmt: skip
+            # makemore E01: all weights and biases zero (N(0, 0)), trained for longer: only the output bias learns
+            sanity_models.append({"key": f"circle.zero.s{a.seed}", "factory": "circle_model", "args": [0.0],
+                                  "data": "circle", "n_classes": 2, "train_steps": a.sanity.zero_steps})  # fmt: skip
         if "deep_model" in has:
             sanity_models += [{"key": f"deep.{i}", "factory": "deep_model", "args": [i], "data": "circle",
                                "n_classes": 2} for i in INITS]  # fmt: skip

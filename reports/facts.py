@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from grader.checks.base import listed
 from grader.result import CheckResult
 
 ABOUT = {
@@ -39,7 +40,9 @@ ABOUT = {
     "init_sanity": (
         "A few training steps show whether gradient reaches every weight. With all weights zero, every hidden "
         "unit outputs the same value and passes back no gradient, so only the output bias learns (makemore E01); "
-        "units that start as exact copies of each other receive identical updates and never become different."
+        "units that start as exact copies of each other receive identical updates and never become different. The "
+        "grader shows E01 on your own network: circle_model(0.0) has every weight and bias at zero, and after "
+        "training only the output bias may have changed."
     ),
     "fold_batchnorm": (
         "In eval mode a BatchNorm layer is a fixed affine map per unit, so it can be merged into the Linear layer "
@@ -114,7 +117,16 @@ def facts(check: CheckResult) -> list[Fact]:
                 out.append(Fact(f"{label}: validation - training loss", "smaller with dropout",
                                 f"{s['gap']:.3f} (val error {error})"))  # fmt: skip
     elif check.id == "init_sanity":
+        zero = m.get("zero_init")
+        if zero:
+            bias = zero["output_bias"]
+            out.append(Fact(f"circle_model(0.0) after {zero['steps']} SGD steps: parameters that changed",
+                            f"only the output bias ({bias})" if bias else "only the output bias",
+                            f"{listed(zero['changed']) or 'none'}; accuracy {zero['accuracy']:.0%} "
+                            f"(largest class {zero['majority']:.0%})"))  # fmt: skip
         for model, s in m.items():
+            if model == "zero_init":
+                continue
             frozen = ", ".join(s["frozen"]) or "none"
             copies = sum(s["duplicate_units"].values())
             out.append(Fact(model, "every weight gets gradient; no copied units",

@@ -142,6 +142,12 @@ BUGS = {
         (("    linears = [m for m in model if isinstance(m, nn.Linear)]\n", _ZERO_INIT),),
         "init_sanity", frozenset({"circle"}), "received no gradient",
     ),
+    "truthy_sigma": Bug(
+        "circle_model tests `if sigma:`, so sigma = 0 gets the recommended init instead of zeros",
+        (("        std = sigma if sigma is not None else", "        std = sigma if sigma else"),
+         ("    if sigma is None:\n        with torch.no_grad():", "    if not sigma:\n        with torch.no_grad():")),
+        "init_sanity", frozenset({"zero_init"}), "does not start at zero",
+    ),
     "fold_without_eps": Bug(
         "the fold forgets BatchNorm's eps",
         (("torch.rsqrt(nxt.running_var + nxt.eps)", "torch.rsqrt(nxt.running_var)"),),

@@ -77,6 +77,62 @@ def model_problems(run: Run, index: int, label: str) -> tuple[list[str], dict]:
     return problems, {"frozen": frozen, "duplicate_units": copies, "got_gradient": got_gradient}
 
 
+def zero_init_item(run: Run, a: Assignment, labels: torch.Tensor) -> tuple[Item, dict]:
+    """makemore E01 on the student's circle_model(0.0): every weight and bias starts at zero, and training moves
+    only the output layer's bias (each hidden unit outputs ReLU(0) = 0 and passes back no gradient)."""
+    models = run.params["models"]
+    index = next((i for i, m in enumerate(models) if "train_steps" in m), None)
+    title = "circle_model(0.0): only the output bias learns"
+    if index is None:
+        return item(a, ID, "zero_init", title, False, "circle_model is missing, so E01 could not be shown."), {}
+    key, steps = models[index]["key"], models[index]["train_steps"]
+    if key in run.params.get("failed", {}):
+        return item(a, ID, "zero_init", title, False, f"circle_model(0.0) could not be built: "
+                    f"{run.params['failed'][key]}"), {}  # fmt: skip
+    names = run.meta_dict(f"m{index}").get("names")
+    if not isinstance(names, list) or not all(isinstance(n, str) and _NAME.match(n) for n in names):
+        raise BadReply("no valid parameter names for circle_model(0.0)")
+    init = {n: run.tensor(f"m{index}.init.{n}") for n in names}
+    final = {n: run.tensor(f"m{index}.final.{n}", tuple(init[n].shape), finite=False) for n in names}
+    logits = run.tensor(f"m{index}.logits", (len(labels), 2), finite=False)
+    units = _units(run, index, init)
+    output_bias = units[-1][1] if units else None
+    changed = [n for n in names if bool((final[n] != init[n]).any())]
+    accuracy = float((logits.argmax(-1) == labels).double().mean())
+    majority = float(torch.bincount(labels, minlength=2).max()) / len(labels)
+    metrics = {
+        "changed": changed,
+        "output_bias": output_bias,
+        "accuracy": accuracy,
+        "majority": majority,
+        "steps": steps,
+        "nonzero_at_init": {n: float(t.abs().max()) for n, t in init.items() if t.any()},
+    }
+    nonzero = metrics["nonzero_at_init"]
+    if nonzero:
+        worst = max(nonzero, key=nonzero.get)
+        return item(a, ID, "zero_init", title, False, (
+            f"circle_model(0.0) does not start at zero: {listed(list(nonzero))} "
+            f"(|{worst}| up to {nonzero[worst]:.3g}). "
+            "With sigma = 0 every weight is drawn from N(0, 0), so it is 0, and the biases are 0. A test such as "
+            "`if sigma:` or `sigma or ...` treats 0 like None: test `if sigma is None:` instead."
+        )), metrics  # fmt: skip
+    if output_bias is None or changed != [output_bias]:
+        return item(a, ID, "zero_init", title, False, (
+            f"From all-zero weights, {steps} steps of SGD changed {listed(changed) or 'nothing'}; in the lab's "
+            "ReLU network only the output bias "
+            + (f"({output_bias}) " if output_bias else "(your output layer has none) ")
+            + "can learn, since every hidden unit outputs ReLU(0) = 0 and passes back no gradient. Use ReLU "
+            "between the layers and a bias in each nn.Linear."
+        )), metrics  # fmt: skip
+    return item(a, ID, "zero_init", title, True, (
+        f"circle_model(0.0) starts with every weight and bias at zero; after {steps} steps of SGD only "
+        f"{output_bias} has changed, so the network predicts the same class everywhere: training accuracy "
+        f"{accuracy:.0%}, the share of the largest class ({majority:.0%}). Every hidden unit outputs 0 and "
+        "passes back no gradient, so the hidden layers never learn (makemore E01)."
+    )), metrics  # fmt: skip
+
+
 def check(session: Session, a: Assignment) -> CheckResult:
     run = session.run("sanity")
     failure = run_failure(run, "circle_model, deep_model or mnist_model")
@@ -87,7 +143,7 @@ def check(session: Session, a: Assignment) -> CheckResult:
     items: list[Item] = []
     metrics: dict = {}
     for group, factory in GROUPS.items():
-        indexes = [i for i, m in enumerate(models) if m["factory"] == factory]
+        indexes = [i for i, m in enumerate(models) if m["factory"] == factory and "train_steps" not in m]
         if not indexes:
             items.append(item(a, ID, group, factory, False, f"{factory} is missing, so it could not be checked."))
             continue
@@ -113,6 +169,12 @@ def check(session: Session, a: Assignment) -> CheckResult:
                 " ".join(problems) or f"Every weight of {factory} learns and no hidden units are copies.",
             )
         )
+    try:
+        zero, metrics["zero_init"] = zero_init_item(run, a, session.circle_data.y_train)
+    except BadReply as e:
+        zero = item(a, ID, "zero_init", "circle_model(0.0): only the output bias learns", False,
+                    bad_reply_failure(e).message)  # fmt: skip
+    items.append(zero)
     return scored(
         ID,
         TITLE,

@@ -400,6 +400,15 @@ def init_sanity(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Te
             opt.step()
         for n, g in grad_sum.items():
             out[f"m{i}.grad.{n}"] = g
+        for _ in range(int(spec.get("train_steps", 0)) - int(params["steps"])):  # E01: train on, then look again
+            opt.zero_grad()
+            F.cross_entropy(logits_of(model, x, spec["n_classes"], what), y).backward()
+            opt.step()
+        if "train_steps" in spec:
+            for n, p in model.named_parameters():
+                out[f"m{i}.final.{n}"] = p.detach().clone()
+            with torch.no_grad():
+                out[f"m{i}.logits"] = logits_of(model, x, spec["n_classes"], what)
     return meta, out
 
 
