@@ -72,6 +72,13 @@ class DeepConfig(_Strict):
     growth_tolerance: float
 
 
+class MnistGpuConfig(_Strict):
+    """Budgets that replace the CPU ones when the grading runs on a GPU (never in fast mode)."""
+
+    mc_passes: int = Field(gt=0)
+    mc_subset: int = Field(gt=0)
+
+
 class MnistConfig(_Strict):
     data_dir: str
     n_train: int
@@ -86,6 +93,13 @@ class MnistConfig(_Strict):
     input_rate: float
     hidden_rate: float
     rate_tolerance: float
+    gpu: MnistGpuConfig | None = None  # on a GPU: the MC ensemble over every validation image, K up to 1000
+
+    def on_gpu(self) -> MnistConfig:
+        """The budgets for a grading on a GPU."""
+        if self.gpu is None:
+            return self
+        return self.model_copy(update={"mc_passes": self.gpu.mc_passes, "mc_subset": self.gpu.mc_subset})
 
 
 class BatchNormConfig(_Strict):

@@ -92,8 +92,13 @@ class Setup:
     hidden: list[Path]  # folders the sandbox must not see (they hold labels)
 
 
-def prepare(assignment: Assignment, device: str, data_dir: Path | None) -> Setup:
+def prepare(assignment: Assignment, device: str, data_dir: Path | None, gpu_budgets: bool = True) -> Setup:
+    """The trusted data and settings of a grading; on a GPU the assignment's [mnist.gpu] budgets apply (unless
+    `gpu_budgets` is False: fast mode keeps its small ones)."""
     a = assignment
+    device = resolve_device(device)
+    if gpu_budgets and device.startswith("cuda"):
+        a = a.model_copy(update={"mnist": a.mnist.on_gpu()})
     configured = Path(a.mnist.data_dir) if a.mnist.data_dir else None
     data_dir = data_dir_from_env(data_dir or configured)
     try:
@@ -102,7 +107,7 @@ def prepare(assignment: Assignment, device: str, data_dir: Path | None) -> Setup
         raise GradingError(str(e)) from e
     hidden = outermost({Path(mnist.source), FASHION_MNIST_DEFAULT.parent} | ({data_dir} if data_dir else set()))
     circle = CircleData.make(a.circle.n_train, a.circle.n_val, a.seed)
-    return Setup(a, resolve_device(device), circle, mnist, hidden)
+    return Setup(a, device, circle, mnist, hidden)
 
 
 def build(
@@ -159,7 +164,7 @@ def grade(
     if fast:
         assignment = assignment.fast_budgets()
     report = progress or (lambda what, step, total: None)
-    setup = prepare(assignment, device, data_dir)
+    setup = prepare(assignment, device, data_dir, gpu_budgets=not fast)
     a = setup.assignment
     report("building your models", 0, 1)
     cpus = max(1, cpus or cpu_count())

@@ -113,6 +113,13 @@ def build_plan(assignment: Assignment, mnist: bool) -> list[dict]:
     return plan
 
 
+def mc_schedule(passes: int) -> list[int]:
+    """Ensemble sizes K at which the MC-dropout curve is measured: every K up to 20, then 1-2-3-5-7 per decade,
+    and `passes` itself (the task keeps a running sum of the passes' logits and reports the predictions there)."""
+    steps = {k * 10**e for e in range(1, 7) for k in (1, 1.5, 2, 3, 5, 7)}
+    return sorted({*range(1, min(passes, 20) + 1), *(int(k) for k in steps if k <= passes), passes})
+
+
 def log_schedule(steps: int) -> list[int]:
     """Steps at which training logits are kept: every step for the first 20, then every 5th, and the last."""
     return sorted({*range(min(steps, 20) + 1), *range(0, steps + 1, 5), steps})
@@ -242,7 +249,7 @@ class Session:
         steps = m.epochs * math.ceil(len(d.y_train) / m.batch_size)
         params = {
             "dropout": dropout, "epochs": m.epochs, "batch_size": m.batch_size, "lr": m.lr,
-            "seed": self.assignment.seed, "mc_passes": m.mc_passes, "diag_size": 256,
+            "seed": self.assignment.seed, "mc_ks": mc_schedule(m.mc_passes), "diag_size": 256,
             "curve_train": self.curve_size(len(d.y_train)), "curve_val": self.curve_size(len(d.y_val)),
             "ratio_every": max(1, steps // 500),  # the update:data ratio at 500 steps or so: the plot's resolution
         }  # fmt: skip

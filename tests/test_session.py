@@ -33,3 +33,23 @@ def test_tensors_are_checked_for_shape_and_finite_values():
     with pytest.raises(BadReply, match="has no 'c'"):
         run.tensor("c")
     assert run.tensor("b", (2, None)).shape == (2, 3)
+
+
+def test_the_mc_curve_is_measured_at_every_small_k_and_a_few_per_decade_up_to_the_budget():
+    from grader.session import mc_schedule
+
+    assert mc_schedule(3) == [1, 2, 3]
+    ks = mc_schedule(1000)
+    assert ks[:20] == list(range(1, 21)) and ks[-1] == 1000 and ks == sorted(set(ks))
+    assert {30, 50, 70, 100, 150, 200, 300, 500, 700} <= set(ks) and len(ks) < 40
+    assert mc_schedule(100)[-1] == 100 and mc_schedule(25)[-1] == 25
+
+
+def test_on_a_gpu_the_mc_ensemble_covers_every_validation_image_with_k_up_to_1000():
+    from grader.assignment import load_assignment
+
+    a = load_assignment()
+    gpu = a.mnist.on_gpu()
+    assert (gpu.mc_passes, gpu.mc_subset) == (1000, a.mnist.n_val) == (1000, 10000)
+    assert (a.mnist.mc_passes, a.mnist.mc_subset) == (100, 1000), "the CPU budgets stay as they were"
+    assert a.mnist.model_copy(update={"gpu": None}).on_gpu() == a.mnist.model_copy(update={"gpu": None})

@@ -246,18 +246,21 @@ def mc_ensemble(run: Run, session: Session) -> dict:
     d = session.mnist_data
     assert d is not None
     n = min(session.assignment.mnist.mc_subset, len(d.y_val))
-    mc = run.tensor("mc_logits", (None, n, 10))
+    ks = list(run.params["mc_ks"])
+    predictions = run.tensor("mc_predictions", (len(ks), n))
+    if ((predictions < 0) | (predictions > 9) | (predictions != predictions.round())).any():
+        raise BadReply("'mc_predictions' holds values that are not classes 0-9")
     labels = d.y_val[:n]
-    means = mc.cumsum(0) / torch.arange(1, mc.shape[0] + 1, dtype=torch.float64)[:, None, None]
-    errors = [100 * (1 - accuracy(m, labels)) for m in means]
+    wrong = predictions != labels.to(predictions.dtype)  # (len(ks), n)
+    errors = [100 * float(w.double().mean()) for w in wrong]
     eval_logits = run.tensor("final_val_logits", (len(d.y_val), 10))[:n]
     # paired on the same images: d_i = wrong_mc_i - wrong_eval_i, mean +- 1.96 sd / sqrt(n)
-    diff = (means[-1].argmax(-1) != labels).double() - (eval_logits.argmax(-1) != labels).double()
+    diff = wrong[-1].double() - (eval_logits.argmax(-1) != labels).double()
     sd = float(diff.std()) if n > 1 else 0.0
     return {
         "difference": 100 * float(diff.mean()),
         "difference_ci95": 100 * 1.96 * sd / math.sqrt(max(n, 1)),
-        "k": list(range(1, len(errors) + 1)),
+        "k": ks,
         "error": errors,
         "error_ci95": [error_ci95(e, n) for e in errors],
         "eval_error": 100 * (1 - accuracy(eval_logits, labels)),
