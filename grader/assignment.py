@@ -63,6 +63,12 @@ class CircleConfig(_Strict):
     sigma_grid: list[float]
     grid_resolution: int
     regimes: Regimes
+    #: reported (the lab's "similar effect when scaling the data", and "other simple ways of breaking the
+    #: convergence"): SIGMAS['good'] trained on the standardized inputs times each scale, and with each larger
+    #: learning rate, on the first `probe_seeds` seeds
+    input_scales: list[float] = Field(default_factory=lambda: [0.01, 0.1, 10.0, 100.0])
+    large_lrs: list[float] = Field(default_factory=lambda: [1.0, 10.0])
+    probe_seeds: int = Field(default=3, gt=0)
 
 
 class DeepConfig(_Strict):

@@ -223,7 +223,12 @@ class Session:
                     "key": f"circle.glorot.s{seed}",
                 }
             )
-        if self.sigmas and "good" in self.sigmas:
+        if self.sigmas and "good" in self.sigmas:  # the data-scaling sweep and too large a learning rate
+            for seed in c.seeds[: c.probe_seeds]:
+                good = {"sigma": self.sigmas["good"], "glorot": False, "seed": seed, "raw": False, "grid": False,
+                        "key": f"circle.good.s{seed}"}  # fmt: skip
+                out += [{**good, "label": "scale", "scale": scale} for scale in c.input_scales]
+                out += [{**good, "label": "lr", "lr": lr} for lr in c.large_lrs]
             for seed in c.seeds:
                 out.append(
                     {

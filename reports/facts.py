@@ -20,7 +20,9 @@ ABOUT = {
         "the activations and gradients tiny, so training idles at the chance level before it takes off; too large a "
         "sigma makes the network overconfident and kills ReLU units, and training settles on a poor solution. The "
         "grader trains your own circle_model over a grid of sigmas and several seeds, names the regime of every "
-        "run with a fixed rule, and checks that your three SIGMAS behave as their names say."
+        "run with a fixed rule, and checks that your three SIGMAS behave as their names say. Scaling the inputs acts "
+        "like scaling the first layer's weights, so your good sigma trained on scaled data shows the same regimes; "
+        "too large a learning rate breaks training another way."
     ),
     "activation_stats": (
         "Part 2 looks at a 20-layer ReLU network before training. With zero biases, each layer multiplies the "
@@ -93,6 +95,11 @@ def facts(check: CheckResult) -> list[Fact]:
             s = m.get(key)
             if s:
                 out.append(Fact(label, "(reported)", f"{s['regime']}; final accuracy {_g(s['final_val_acc'])}"))
+        for key, field, label in (("input_scales", "scale", "SIGMAS['good'], inputs x{:g}"),
+                                  ("learning_rates", "lr", "SIGMAS['good'], lr {:g}")):  # fmt: skip
+            for row in m.get(key, []):
+                out.append(Fact(label.format(row[field]), "(reported)",
+                                f"{row['regime']}; final accuracy {_g(row['final_val_acc'])}"))  # fmt: skip
     elif check.id == "activation_stats":
         for init in ("normal", "xavier", "kaiming"):
             s = m.get(init)

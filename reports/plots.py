@@ -331,6 +331,33 @@ def scaling(check: CheckResult) -> str | None:
     return svg(fig)
 
 
+def probes(check: CheckResult) -> str | None:
+    """SIGMAS['good'] with its inputs scaled, and with larger learning rates: the training loss of the first seed
+    for each value, labelled with the regime most seeds showed."""
+    panels = [(key, field, fmt, xlabel) for key, field, fmt, xlabel in (
+        ("input_scales", "scale", "inputs x{:g}", "training step (inputs scaled; lr 0.1)"),
+        ("learning_rates", "lr", "lr {:g}", "training step (standardized inputs)"),
+    ) if check.metrics.get(key)]  # fmt: skip
+    good = series(check, "sigma_good.train_loss")
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH, 2.8), squeeze=False)
+    for ax, (key, field, fmt, xlabel) in zip(axes[0], panels, strict=True):
+        if good is not None:
+            ax.plot(*_pairs(good), color="k", lw=1.2, label="as in the lab: good")
+        for i, row in enumerate(check.metrics[key]):
+            label = "scale" if field == "scale" else "lr"
+            s = series(check, f"{label}_{row[field]:g}.train_loss")
+            if s is not None:
+                ax.plot(*_pairs(s), color=f"C{i}", lw=1.0, label=f"{fmt.format(row[field])}: {row['regime']}")
+        ax.axhline(LN[2], color="k", lw=0.8, ls=":")
+        _log_y(ax)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("training loss (log scale)")
+        ax.legend(fontsize=7)
+    return svg(fig)
+
+
 def activations(check: CheckResult) -> str | None:
     inits = [i for i in ("normal", "xavier", "kaiming") if series(check, f"{i}.abs_mean") is not None]
     if not inits:
@@ -487,6 +514,11 @@ FIGURES: dict[str, list[tuple[str, Callable[[CheckResult], str | None]]]] = {
             boundaries,
         ),
         ("Data scaling: the same models trained on raw, unscaled inputs.", scaling),
+        (
+            "SIGMAS['good'] on inputs scaled by a factor (the lab's data-scaling experiment) and with larger "
+            "learning rates: the training loss of the first seed, and the regime most seeds showed.",
+            probes,
+        ),
     ],
     "activation_stats": [
         ("Measured RMS per layer against the analytic expectation (dotted), forward and backward.", activations),

@@ -125,6 +125,7 @@ def check(session: Session, a: Assignment) -> CheckResult:
         first = labelled[0]
         series += _curve(f"sigma_{label}", first, sigma=session.sigmas[label], seed=first.spec["seed"])
     _comparisons(session, runs, metrics, series)
+    items += _probes(a, runs, metrics, series)
     note = ""
     if session.built.sigmas_note:
         note = f" Note: SIGMAS {session.built.sigmas_note}; only 'small', 'good' and 'big' are graded."
@@ -138,6 +139,53 @@ def check(session: Session, a: Assignment) -> CheckResult:
         series=series,
         passed_message="Your three sigmas behave as the lab describes on your own model." + note,
     )
+
+
+PROBES = (
+    # label, spec field, metrics key, item title, how a value reads
+    ("scale", "scale", "input_scales", "Data scaling: inputs times a factor", "inputs x{:g}"),
+    ("lr", "lr", "learning_rates", "Too large a learning rate", "lr {:g}"),
+)
+
+
+#: what a regime means for a probe run (its sigma is fixed; "too small a sigma" would not be the reason)
+PROBE_TEXT = {
+    "stuck": "did not learn: the training loss never fell well below the chance level",
+    "small": "started slowly, then reached a good solution",
+    "good": "trained quickly to a good solution",
+    "big": "started overconfident and converged to a poorer solution",
+    "chaotic": "started overconfident and stayed near chance accuracy",
+    "poor": "trained to a poor solution",
+    "diverged": "diverged (NaN or infinite values)",
+}
+
+
+def _probes(a: Assignment, runs: list[CircleRun], metrics: dict, series: list[Series]) -> list[Item]:
+    """Reported, not scored: SIGMAS['good'] trained on scaled inputs (the lab's "similar effect when scaling the
+    data") and with larger learning rates (another simple way of breaking convergence), each value's regime by
+    the same rule as the sweep."""
+    items = []
+    for label, field, key, title, shown in PROBES:
+        probes = [r for r in runs if r.spec["label"] == label]
+        if not probes:
+            continue
+        values = sorted({float(r.spec[field]) for r in probes})
+        rows = []
+        for v in values:
+            these = [r for r in probes if float(r.spec[field]) == v]
+            rows.append({field: v, **_summary(these)})
+            series.extend(_curve(f"{label}_{v:g}", these[0], **{field: v}, seed=these[0].spec["seed"]))
+        metrics[key] = rows
+        said = "; ".join(
+            f"{shown.format(r[field])}: {PROBE_TEXT[r['regime']]} (median accuracy {r['final_val_acc']:.0%})"
+            for r in rows
+        )
+        sigma = probes[0].spec["sigma"]
+        base = f"lr {a.circle.lr:g}" if label == "lr" else "the standardized inputs"
+        items.append(item(a, ID, key, title, True,
+                          f"SIGMAS['good'] = {sigma:g} (good with {base}) over {len(probes) // len(values)} seeds: "
+                          f"{said}."))  # fmt: skip
+    return items
 
 
 def _boundary(name: str, r: CircleRun, session: Session) -> Series:

@@ -80,7 +80,8 @@ def _reinit_glorot(model: GraphModel) -> None:
 
 
 def circle_runs(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
-    """Part 1: full-batch SGD on the circle task for each run spec {sigma, glorot, seed, raw, grid}; returns
+    """Part 1: full-batch SGD on the circle task for each run spec {sigma, glorot, seed, raw, grid, and optional
+    scale (of the inputs) and lr}; returns
     the training-set logits at `log_steps`, validation logits at `val_steps` and decision-grid logits at the end.
     All runs train as one batched computation (torch.func.vmap over stacked parameters) when the student's
     models allow it; otherwise, one model at a time, and the meta says why."""
@@ -132,8 +133,11 @@ def _circle_runs_batched(models: list[GraphModel], params: dict, inputs: Tensors
     names = list(stacked)
     weights = [stacked[k].detach().requires_grad_(True) for k in names]  # (R, ...) each
     base = models[0]
-    x = torch.stack([inputs["x_train_raw" if r["raw"] else "x_train"] for r in runs])  # (R, N, 2)
-    x_val = torch.stack([inputs["x_val_raw" if r["raw"] else "x_val"] for r in runs])  # (R, M, 2)
+    # a run may scale its inputs (the data-scaling sweep) and have a learning rate of its own
+    x = torch.stack([inputs["x_train_raw" if r["raw"] else "x_train"] * r.get("scale", 1.0) for r in runs])  # (R, N, 2)
+    x_val = torch.stack([inputs["x_val_raw" if r["raw"] else "x_val"] * r.get("scale", 1.0) for r in runs])  # (R, M, 2)
+    run_lrs = [float(r.get("lr", lr)) for r in runs]
+    groups = [(value, torch.tensor([v == value for v in run_lrs])) for value in dict.fromkeys(run_lrs)]
     y = inputs["y_train"].repeat(len(runs))  # (R * N,)
 
     def forward(ws: tuple[torch.Tensor, ...], xb: torch.Tensor) -> torch.Tensor:
@@ -161,14 +165,18 @@ def _circle_runs_batched(models: list[GraphModel], params: dict, inputs: Tensors
         grads = torch.autograd.grad(per_run.sum(), weights)
         with torch.no_grad():
             for w, g in zip(weights, grads, strict=True):
-                w.add_(g, alpha=-lr)  # exactly what torch.optim.SGD does
+                if len(groups) == 1:
+                    w.add_(g, alpha=-groups[0][0])  # exactly what torch.optim.SGD does
+                    continue
+                for value, mask in groups:  # the same, for the runs of each learning rate
+                    w.copy_(torch.where(mask.view(-1, *[1] * (g.ndim - 1)), w.add(g, alpha=-value), w))
     weights_of = [dict(zip(names, (w[i].detach() for w in weights), strict=True)) for i in range(len(runs))]
     out: Tensors = {}
     train, val = torch.stack(train_logits, dim=1), torch.stack(val_logits, dim=1)  # (R, T, N, 2)
     for i, run in enumerate(runs):
         out[f"run{i}.train"], out[f"run{i}.val"] = train[i], val[i]
         if run["grid"]:
-            grid = inputs["grid_raw" if run["raw"] else "grid"]
+            grid = inputs["grid_raw" if run["raw"] else "grid"] * run.get("scale", 1.0)
             with torch.no_grad():
                 out[f"run{i}.grid"] = functional_call(base, weights_of[i], (grid,))
     return out
@@ -181,11 +189,11 @@ def _circle_runs_loop(models: Models, params: dict, inputs: Tensors) -> Tensors:
     out: Tensors = {}
     for i, run in enumerate(params["runs"]):
         report_progress(i, len(params["runs"]))
-        suffix = "_raw" if run["raw"] else ""
-        x, y, x_val = inputs["x_train" + suffix], inputs["y_train"], inputs["x_val" + suffix]
+        suffix, scale = "_raw" if run["raw"] else "", run.get("scale", 1.0)
+        x, y, x_val = inputs["x_train" + suffix] * scale, inputs["y_train"], inputs["x_val" + suffix] * scale
         model = _circle_model(models, run)
         what = models.shown(run["key"])
-        opt = torch.optim.SGD(model.parameters(), lr=lr)
+        opt = torch.optim.SGD(model.parameters(), lr=float(run.get("lr", lr)))
         train_logits, val_logits = [], []
         for step in range(steps + 1):
             model.train()
@@ -206,7 +214,7 @@ def _circle_runs_loop(models: Models, params: dict, inputs: Tensors) -> Tensors:
         if run["grid"]:
             model.eval()
             with torch.no_grad():
-                out[f"run{i}.grid"] = logits_of(model, inputs["grid" + suffix], 2, what)
+                out[f"run{i}.grid"] = logits_of(model, inputs["grid" + suffix] * scale, 2, what)
     return out
 
 
