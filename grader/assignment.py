@@ -76,6 +76,8 @@ class DeepConfig(_Strict):
     seed: int
     layer_tolerance: float
     growth_tolerance: float
+    #: the share of an init's points earned when only its first and output layers are off (the middle right)
+    edge_credit: float = Field(default=0.5, ge=0, le=1)
 
 
 class MnistGpuConfig(_Strict):

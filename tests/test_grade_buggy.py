@@ -20,11 +20,11 @@ def test_bug_loses_exactly_its_check(name, reference_fast, tmp_path):
     assert {i.id for i in broken.items if not i.passed and i.max_points > 0} == bug.failed_items
     assert bug.words in broken.message
     assert broken.hint
-    lost = sum(i.max_points for i in broken.items if i.id in bug.failed_items)
+    lost = sum(i.max_points - i.points for i in broken.items if i.id in bug.failed_items)  # partial credit kept
     for other, items in bug.also.items():
         spoiled = result.check(other)
         assert {i.id for i in spoiled.items if not i.passed and i.max_points > 0} == items, spoiled.message
-        lost += sum(i.max_points for i in spoiled.items if i.id in items)
+        lost += sum(i.max_points - i.points for i in spoiled.items if i.id in items)
     assert result.score == reference_fast.score - lost
     for check in result.checks:
         if check.id != bug.check and check.id not in bug.also:

@@ -153,12 +153,28 @@ def _exp(x: float) -> float:
 
 def judge(stats: dict, a: Assignment) -> list[str]:
     """Problems with the measured statistics (empty: matches the analytic expectation)."""
+    core, edge = judge_parts(stats, a)
+    return core + edge
+
+
+def credit(stats: dict, a: Assignment) -> float:
+    """The share of an init's points it earns: all when it matches the expectation, `deep.edge_credit` when only
+    the first and output layers are off (He with fan_out instead of fan_in: fan_in = fan_out = 100 in the
+    middle, so only those two layers differ), none when the scaling through the middle layers is wrong."""
+    core, edge = judge_parts(stats, a)
+    return 1.0 if not (core or edge) else a.deep.edge_credit if not core else 0.0
+
+
+def judge_parts(stats: dict, a: Assignment) -> tuple[list[str], list[str]]:
+    """Problems of the middle layers (how activations and gradients scale through the net) and of the first and
+    output layers (their output and weight std), each as a sentence."""
     tol_layer, tol_growth = a.deep.layer_tolerance, a.deep.growth_tolerance
     fwd, exp, bwd, exp_b = stats["rms"], stats["expected_rms"], stats["grad_rms"], stats["expected_grad_rms"]
-    problems = []
+    problems: list[str] = []  # the middle layers
+    edge: list[str] = []
     first = _log_ratio(fwd[0], exp[0])
     if abs(first) > tol_layer:
-        problems.append(f"the first layer's output RMS is {fwd[0]:.3g}, expected about {exp[0]:.3g}")
+        edge.append(f"the first layer's output RMS is {fwd[0]:.3g}, expected about {exp[0]:.3g}")
     middle = [_log_ratio(f, e) for f, e in zip(fwd[1:-1], exp[1:-1], strict=True)]
     growth = slope(middle) if all(map(math.isfinite, middle)) else math.inf
     if abs(growth) > tol_growth:
@@ -171,14 +187,14 @@ def judge(stats: dict, a: Assignment) -> list[str]:
         fan_out, fan_in = stats["weight_shapes"][k]
         expected_std = math.sqrt(expected_variance(stats["init"], fan_in, fan_out))
         if abs(_log_ratio(stats["weight_std"][k], expected_std)) > WEIGHT_TOLERANCE:
-            problems.append(
+            edge.append(
                 f"the {label} layer's weight std is {stats['weight_std'][k]:.3g}, expected "
                 f"{expected_std:.3g} for fan_in {fan_in}, fan_out {fan_out}"
             )
     grad = [_log_ratio(b, e) for b, e in zip(bwd[1:-1], exp_b[1:-1], strict=True)]
     if not all(map(math.isfinite, grad)) or abs(slope(grad)) > tol_growth:
         problems.append("gradients do not grow or shrink through the layers as the expectation says")
-    return problems
+    return problems, edge
 
 
 def check(session: Session, a: Assignment) -> CheckResult:
@@ -226,8 +242,14 @@ def check(session: Session, a: Assignment) -> CheckResult:
             "expected_grad_rms",
         ):
             series.append(Series(name=f"{init}.{key}", x=depth, y=stats[key]))
-        problems = judge(stats, a)
-        items.append(item(a, ID, init, INIT_NAMES[init], not problems, _detail(init, stats, problems)))
+        problems, share = judge(stats, a), credit(stats, a)
+        result = item(a, ID, init, INIT_NAMES[init], not problems, _detail(init, stats, problems))
+        if 0 < share < 1:  # partly right: the middle layers scale as they should
+            points = round(result.max_points * share, 2)
+            detail = (f"{result.detail} The middle layers scale activations and gradients as they should, so this "
+                      f"init earns {points:g} of its {result.max_points:g} points.")  # fmt: skip
+            result = result.model_copy(update={"points": points, "detail": detail})
+        items.append(result)
     return scored(
         ID,
         TITLE,

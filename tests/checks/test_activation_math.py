@@ -87,3 +87,20 @@ def test_he_mistakes_are_caught_and_named(mistake):
     stats = analyse(reply_for(net(CANDIDATES[mistake][1], 0), "kaiming", x, g), "kaiming", x.double(), g.double())
     assert judge(stats, a), f"{mistake} passed as He"
     assert stats["identified_init"] == mistake
+
+
+@pytest.mark.parametrize(
+    ("mistake", "share"),
+    [("kaiming_fan_out", 0.5), ("lecun", 0.0), ("kaiming_variance_as_std", 0.0), ("torch_default", 0.0),
+     ("kaiming", 1.0)],
+)  # fmt: skip
+def test_partial_credit_only_where_the_middle_layers_are_right(mistake, share):
+    """He with fan_out differs from He only in the first and output layers (fan_in = fan_out = 100 between them):
+    half the points; a mistake that changes how every layer scales earns nothing."""
+    from grader.checks.activation_stats import credit
+
+    a = load_assignment()
+    assert a.deep.edge_credit == 0.5
+    x, g = torch.randn(2048, 2), torch.randn(2048, 2)
+    stats = analyse(reply_for(net(CANDIDATES[mistake][1], 0), "kaiming", x, g), "kaiming", x.double(), g.double())
+    assert credit(stats, a) == share
