@@ -60,7 +60,8 @@ ABOUT = {
         "circle_model is given, N(0, 0.1) for the image network) and zero biases."
     ),
     "training_diagnostics": (
-        "The four diagnostics of the makemore lecture for the trained image models: histograms of activations and "
+        "The four diagnostics of the makemore lecture for the image models at init and after training, taken in eval "
+        "mode (the dropout model with dropout off): histograms of activations and "
         "of their gradients per layer (with the share of dead ReLU units), the ratio of each weight's gradient to "
         "its values, and the size of each update relative to the weights over training, where about 1e-3 "
         "(-3 in log10) is a healthy rule of thumb. Reported, not scored."

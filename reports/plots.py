@@ -476,11 +476,13 @@ def _histograms(ax: Axes, layers: list[dict], key: str, title: str) -> None:
     ax.legend(fontsize=6)
 
 
-def diagnostics(check: CheckResult, variant: str) -> str | None:
+def diagnostics(check: CheckResult, variant: str, when: str = "final") -> str | None:
+    """makemore's four diagnostics of one model, at init or after training (the update:data ratio, measured over
+    training, is drawn with the latter)."""
     m = check.metrics.get(variant)
-    if not m:
+    if not m or not m.get(when):
         return None
-    final = m["final"]
+    final = m[when]
     fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 4.6))
     _histograms(axes[0][0], final["layers"], "histogram", "activations (input of each Linear)")
     axes[0][0].set_xlabel("value")
@@ -493,6 +495,11 @@ def diagnostics(check: CheckResult, variant: str) -> str | None:
     _log_y(axes[1][0])
     axes[1][0].set_title("weight gradient : data ratio (std)")
     ax = axes[1][1]
+    if when != "final":
+        ax.axis("off")
+        ax.text(0.5, 0.5, "update : data ratio over training:\nsee the figure after training", ha="center",
+                va="center", fontsize=8, color="0.4", transform=ax.transAxes)  # fmt: skip
+        return svg(fig)
     for j, s in enumerate(x for x in check.series if x.name.startswith(f"{variant}.update_ratio.")):
         ax.plot(*_pairs(s), lw=0.8, color=f"C{j}", label=f"W{j + 1}")
     ax.axhline(-3, color="k", ls="--", lw=1, label="1e-3 guide")
@@ -538,8 +545,19 @@ FIGURES: dict[str, list[tuple[str, Callable[[CheckResult], str | None]]]] = {
     ],
     "fold_batchnorm": [("Folded against original outputs, and the error distribution.", fold)],
     "training_diagnostics": [
+        (
+            "mnist_model(False) at init: activations, gradients and gradient:data ratios.",
+            lambda c: diagnostics(c, "without_dropout", "init"),
+        ),
         ("mnist_model(False) after training: the four diagnostics.", lambda c: diagnostics(c, "without_dropout")),
-        ("mnist_model(True) after training: the four diagnostics.", lambda c: diagnostics(c, "with_dropout")),
+        (
+            "mnist_model(True) at init, in eval mode (dropout off): activations, gradients and gradient:data ratios.",
+            lambda c: diagnostics(c, "with_dropout", "init"),
+        ),
+        (
+            "mnist_model(True) after training, in eval mode: the four diagnostics.",
+            lambda c: diagnostics(c, "with_dropout"),
+        ),
     ],
 }
 

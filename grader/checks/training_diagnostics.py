@@ -1,4 +1,5 @@
-"""Check 7: the four diagnostics of the makemore lecture for the trained MNIST models (reported, not scored).
+"""Check 7: the four diagnostics of the makemore lecture for the MNIST models at init and after training, in eval
+mode (dropout off, so that dropped values do not read as dead units); reported, not scored.
 
 From raw data returned by the sandbox: activation and gradient histograms per layer with mean, std and the share
 of dead ReLU units (never active on the batch), the weight gradient:data ratio, and the update:data ratio over
@@ -96,11 +97,13 @@ def check(session: Session, a: Assignment) -> CheckResult:
         except BadReply as e:
             return not_run(ID, TITLE, 0.0, bad_reply_failure(e), f"mnist_model({dropout})")
         series += [x.model_copy(update={"name": f"{variant}.{x.name}"}) for x in s]
-        dead = max((layer["dead_percent"] for layer in metrics[variant]["final"]["layers"]), default=0.0)
+        dead = {when: max((layer["dead_percent"] for layer in metrics[variant][when]["layers"]), default=0.0)
+                for when in ("init", "final")}  # fmt: skip
         ratio = max(metrics[variant]["update_ratio_final"], default=float("nan"))
         notes.append(
-            f"mnist_model({dropout}): at most {dead:.1f}% dead ReLU units per layer after training; "
-            f"final update:data ratio up to 10^{ratio:.1f} (rule of thumb: about 10^-3)."
+            f"mnist_model({dropout}): at most {dead['init']:.1f}% dead ReLU units per layer at init and "
+            f"{dead['final']:.1f}% after training; final update:data ratio up to 10^{ratio:.1f} (rule of thumb: "
+            "about 10^-3)."
         )
     return CheckResult(
         id=ID,

@@ -313,7 +313,7 @@ def mnist_train(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Te
     out: Tensors = {}
     _dropout_probe(model, inputs["x_probe"], seed, out)
     model.to(device)  # built and probed on the CPU, trained where the grader runs (the same weights either way)
-    model.train()
+    model.eval()  # the diagnostics in eval mode: with dropout on, dropped values would look like dead units
     _diagnostics(model, x_diag, y_diag, "diag.init", out)
     train_logits, val_logits = [_eval_logits(model, x_curve)], [_eval_logits(model, x_val_curve)]
     opt = _adamw(model, float(params["lr"]))
@@ -359,7 +359,7 @@ def mnist_train(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Te
     if epochs:
         train_logits.append(final_train[: len(x_curve)])
         val_logits.append(final_val[: len(x_val_curve)])
-    model.train()
+    model.eval()
     _diagnostics(model, x_diag, y_diag, "diag.final", out)
     out["train_logits"] = torch.stack(train_logits)
     out["val_logits"] = torch.stack(val_logits)
