@@ -2,7 +2,8 @@
 
 Operations are named as the capture sees them: ``F.<name>`` (torch.nn.functional), ``torch.<name>`` and
 ``Tensor.<name>`` (methods and attributes such as ``Tensor.T``). In-place forms (``relu_``, ``add_``,
-``__iadd__``, ``inplace=True``) run out of place on the trusted side; ``empty``/``empty_like`` give zeros. The list
+``__iadd__``, ``inplace=True``) run out of place on the trusted side, and one that writes a buffer of the model
+(running statistics) copies its result into the buffer; ``empty``/``empty_like`` give zeros. The list
 is broad enough for every honest way of writing the lab's models (layers or functional calls, hand-written
 dropout with random masks, batch norm by hand or as a layer); anything else fails with the message in ``HINTS``
 or a general one.
@@ -193,6 +194,25 @@ def canonical(name: str) -> str:
 
 def allowed(name: str) -> bool:
     return canonical(name) in OPS
+
+
+def in_place(name: str) -> bool:
+    """Whether a captured operation is an in-place form (``add_``, ``__iadd__``), which writes its first argument."""
+    return canonical(name) != name
+
+
+def buffer_writes(calls: list[tuple[str, Any]], buffers: set[str]) -> dict[int, str]:
+    """The calls that write one of the model's buffers in place (running statistics kept by hand, batch norm's
+    count of batches), as {value: buffer name}; ``calls`` are (operation, first argument) in program order, values
+    from 1. A call writes a buffer when its first argument is the buffer or a value an earlier write returned."""
+    writes: dict[int, str] = {}
+    for value, (name, first) in enumerate(calls, start=1):
+        if not in_place(name) or not isinstance(first, dict):
+            continue
+        target = first.get("p") if first.get("p") in buffers else writes.get(first.get("v"))  # type: ignore[arg-type]
+        if target is not None:
+            writes[value] = target
+    return writes
 
 
 def refusal(name: str) -> str:

@@ -44,6 +44,7 @@ class _Step:
     op: str
     unit: LinearUnit | None = None
     factory: bool = False
+    writes: str | None = None  # the buffer an in-place call writes (running statistics), which keeps its result
 
 
 @dataclass
@@ -103,6 +104,9 @@ class GraphModel(nn.Module):
     def _compile(self, program: Program) -> _Compiled:
         nodes = list(program.nodes)
         steps = [self._step(n) for n in nodes]
+        buffers = {name for name, kind in self._lg_kinds.items() if kind == "buffer"}
+        for value, name in ops.buffer_writes([(n.op, n.args[0] if n.args else None) for n in nodes], buffers).items():
+            steps[value - 1].writes = name
         _find_units(nodes, steps, self, program.output)
         units = [s.unit for s in steps if s.unit is not None]
         return _Compiled(steps, program.output, units)  # type: ignore[arg-type]
@@ -179,6 +183,9 @@ class GraphModel(nn.Module):
                 _check_size(step.op, args, kwargs)
             try:
                 values.append(step.fn(*args, **kwargs))
+                if step.writes is not None:  # in place in the student's model: the buffer keeps the result
+                    with torch.no_grad():
+                        self.tensor(step.writes).copy_(values[-1])
             except (RuntimeError, TypeError, ValueError, IndexError) as e:
                 raise GraphError(f"{step.op} failed when the grader ran the model ({str(e)[:300]})") from None
         out = values[program.output]
@@ -303,7 +310,7 @@ def _find_units(nodes: list[Node], steps: list[_Step], model: GraphModel, output
             continue
         a, b = node.args
         product, bias = (_value_ref(a), _state_ref(b)) if _value_ref(a) is not None else (_value_ref(b), _state_ref(a))
-        if product is None or not vector(bias) or product < 1 or uses.get(product) != 1:
+        if product is None or not vector(bias) or product < 1 or uses.get(product) != 1 or steps[i].writes:
             continue
         before = steps[product - 1]
         if before.unit is None or before.unit.bias is not None:

@@ -4,8 +4,9 @@ The model runs on a random batch under a TorchFunctionMode that writes down ever
 arguments as data: the model's input, earlier results, the model's parameters and buffers (by name), numbers,
 and any other tensor as a named constant. The batch size is written as a symbol. The forward pass is captured
 twice in each mode with two batch sizes, and the two captures must agree. Calls whose result never reaches the
-output (statistics kept in forward, prints) are dropped; an operation outside the whitelist that does reach it
-is refused with a message that says what to write instead.
+output (statistics kept in forward, prints) are dropped, except whitelisted in-place writes to the model's buffers
+(running statistics); an operation outside the whitelist that does reach the output is refused with a message
+that says what to write instead.
 
 Nothing here is trusted: the student's code shares this process. A graph is only ever data to the trusted side,
 which validates it (grader.graph.schema) and rebuilds the model from whitelisted operations.
@@ -13,6 +14,7 @@ which validates it (grader.graph.schema) and rebuilds the model from whitelisted
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import types
@@ -210,12 +212,29 @@ def _trace(
     else:  # a tensor no recorded call made: a parameter or a constant returned as it is
         recorder.nodes.append({"op": "Tensor.clone", "args": [recorder._arg(out)], "kwargs": {}, "scope": ""})
         output = len(recorder.nodes)
-    return _prune({"nodes": recorder.nodes, "output": output}, what)
+    buffers = {ids[id(t)] for _, t in model.named_buffers() if id(t) in ids}
+    return _prune({"nodes": recorder.nodes, "output": output}, what, buffers)
 
 
-def _prune(program: dict, what: str) -> dict:
-    """Only the calls the output depends on, renumbered; a refused one among them raises ContractError."""
+def _prune(program: dict, what: str, buffers: set[str] | None = None) -> dict:
+    """Only the calls the output depends on, and those that write a buffer in place with what they depend on
+    (running statistics kept in forward), renumbered; a refused call the output depends on raises ContractError,
+    and the writes to a buffer are dropped, all of them, when one of them needs a refused call."""
     nodes, output = program["nodes"], program["output"]
+    needed = _needed(nodes, output, what)
+    calls = [(n["op"], None if "opaque" in n or not n["args"] else n["args"][0]) for n in nodes]
+    writes = ops.buffer_writes(calls, buffers or set())
+    for buffer in dict.fromkeys(writes.values()):
+        with contextlib.suppress(ContractError):  # the grader cannot rebuild them: dropped, as the output needs none
+            needed |= set().union(*(_needed(nodes, v, what) for v, name in writes.items() if name == buffer))
+    order = sorted(needed)
+    renumber = {0: 0} | {v: i + 1 for i, v in enumerate(order)}
+    kept = [_renumbered(nodes[v - 1], renumber) for v in order]
+    return {"nodes": kept, "output": renumber[output]}
+
+
+def _needed(nodes: list[dict], output: int, what: str) -> set[int]:
+    """The calls ``output`` depends on (itself included); a refused one among them raises ContractError."""
     needed, stack = set(), [output]
     while stack:
         v = stack.pop()
@@ -234,10 +253,7 @@ def _prune(program: dict, what: str) -> dict:
                                     "grader cannot rebuild outside the sandbox.")  # fmt: skip
             raise ContractError(f"{what}: {ops.refusal(node['op']).rstrip('.')}{reason}.")
         stack += _refs([*node["args"], *node["kwargs"].values()])
-    order = sorted(needed)
-    renumber = {0: 0} | {v: i + 1 for i, v in enumerate(order)}
-    kept = [_renumbered(nodes[v - 1], renumber) for v in order]
-    return {"nodes": kept, "output": renumber[output]}
+    return needed
 
 
 def _why_different(what: str, mode: str, escapes: list[str]) -> str:
