@@ -451,10 +451,15 @@ def fold(check: CheckResult) -> str | None:
     if err is not None and err.y:
         values = [max(v, 1e-12) for v in err.y if v is not None]
         ax2.hist([math.log10(v) for v in values], bins=30, color="C1")
-        ax2.axvline(math.log10(check.metrics.get("tolerance", 1e-5)), color="k", ls="--", lw=1, label="tolerance")
+        tolerance, scale = check.metrics.get("tolerance", 1e-5), check.metrics.get("scale", 1.0)
+        if isinstance(tolerance, int | float) and isinstance(scale, int | float) and tolerance * scale > 0:
+            # the tolerance is relative to max(1, max |original|): as an absolute error it is that much larger
+            ax2.axvline(math.log10(tolerance * scale), color="k", ls="--", lw=1,
+                        label="tolerance" if scale == 1 else f"tolerance ({tolerance:g} x {scale:.3g})")  # fmt: skip
+            ax2.set_ylim(top=ax2.get_ylim()[1] * 1.3)  # room for the legend above the bars
+            ax2.legend(loc="upper left", fontsize=7)
         ax2.set_xlabel("log10 |folded - original|")
         ax2.set_ylabel("outputs")
-        ax2.legend()
     return svg(fig)
 
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_linear_bn_eval
 
+from grader.assignment import load_assignment
 from grader.batchnorm_teacher import inputs, teacher_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +42,8 @@ def test_reference_fold_matches_torch_fusion_and_the_original():
     assert not any(isinstance(m, nn.BatchNorm1d) for m in folded.modules())
     with torch.no_grad():
         expected = model(x)
-        assert (folded(x) - expected).abs().max() <= 1e-5 * max(1.0, expected.abs().max())
+        tolerance = load_assignment().batchnorm.tolerance  # all in float32 here, still well inside it
+        assert (folded(x) - expected).abs().max() <= tolerance * max(1.0, expected.abs().max())
     layers = list(model)
     fused_layers = []
     i = 0
