@@ -14,6 +14,7 @@ from torch import nn
 from bench.common import REFERENCE, Row, reference_module
 from grader.assignment import load_assignment
 from grader.built import Built
+from grader.checks import dropout
 from grader.device import cpu_count
 from grader.grading import grade, prepare
 from grader.result import GradeResult
@@ -114,7 +115,7 @@ def bench_mnist(quick: bool) -> Row:
         session = Session(Built(), setup.assignment, setup.circle, setup.mnist, names={}, sigmas=None, device="cpu",
                           workers=1, threads=1, hidden_paths=[], on_progress=lambda *_: None)  # fmt: skip
         session.close()
-        params, inputs = session.mnist_params(True)
+        params, inputs = dropout.mnist_params(session, True)
         module = reference_module()
         macs, per_image = _macs(module.mnist_model(True)), _dropout_inputs(module.mnist_model(True))
         torch.manual_seed(a.seed)  # built as the sandbox's build task builds it, captured and rebuilt as in a grading

@@ -118,7 +118,7 @@ def build(
     built, timing = None, None
     if failure is None:
         a = setup.assignment
-        plan = build_plan(a, setup.mnist is not None)
+        plan = build_plan(check.models(a, setup.mnist is not None) for check in CHECKS)
         teacher, spec = teacher_model(a.seed)
         state = {f"teacher/{k}": v.detach().numpy() for k, v in teacher.state_dict().items()}
         limits = task_limits(a.limits, "build", threads)
@@ -174,7 +174,8 @@ def grade(
     with grading_cgroup(cpus, a.limits.grading_cpu_budget(threads)) as group:
         sub, built, loaded = build(submission, setup, group, threads)
         if sub.load_failure is not None or built is None:
-            checks = [not_run(c.id, c.title, a.max_points(c.id), sub.load_failure, "Your file") for c in CHECKS]
+            checks = [c.described(not_run(c.id, c.title, a.max_points(c.id), sub.load_failure, "Your file"))
+                      for c in CHECKS]  # fmt: skip
             runs: list[RunTiming] = []
         else:
             checks, runs = _run_checks(built, setup, lanes, threads, report, group)
@@ -239,7 +240,7 @@ def _run_checks(
     )  # fmt: skip
     a = setup.assignment
     try:
-        for name in session.start_all():
+        for name in session.start_all(run for check in CHECKS for run in check.runs):
             with lock:
                 fractions.setdefault(name, 0.0)
         results = []
@@ -254,7 +255,7 @@ def _run_checks(
                 result = not_run(spec.id, spec.title, a.max_points(spec.id), f, spec.title)
             else:
                 result = score_check(spec, session, a)
-            results.append(result.model_copy(update={"seconds": time.monotonic() - t}))
+            results.append(clean_check(spec.described(result)).model_copy(update={"seconds": time.monotonic() - t}))
         runs = [
             RunTiming(
                 name=r.name,

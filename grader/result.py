@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: sections; each check's about, facts and figures
 
 Status = Literal["passed", "failed", "error", "skipped"]
 Number = float | int | bool | str | None
@@ -60,6 +60,25 @@ class Failure(BaseModel):
     traceback: str | None = None
 
 
+class Fact(BaseModel):
+    """One row of a check's "Expected and measured" table in the report."""
+
+    label: str
+    expected: str
+    measured: str
+
+    def __init__(self, label: str, expected: str, measured: str) -> None:
+        super().__init__(label=label, expected=expected, measured=measured)
+
+
+class FigureRef(BaseModel):
+    """A figure the report draws from the check's own data: a drawing function of reports.plots, by name."""
+
+    caption: str
+    draw: str
+    options: dict[str, str] = Field(default_factory=dict)
+
+
 class CheckResult(BaseModel):
     id: str
     title: str
@@ -73,6 +92,9 @@ class CheckResult(BaseModel):
     series: list[Series] = Field(default_factory=list)
     failure: Failure | None = None
     seconds: float = 0.0  # time spent in this check, waiting for its sandbox runs included
+    about: str = ""  # why the check exists (the report's first paragraph of its section)
+    facts: list[Fact] = Field(default_factory=list)  # expected against measured, from `metrics`
+    figures: list[FigureRef] = Field(default_factory=list)  # what the report draws from `series` and `metrics`
 
 
 class SectionScore(BaseModel):

@@ -1,11 +1,12 @@
-"""The sandboxed runs behind the checks: each lab task runs once in its own child process, several at a time,
-and every check reads the validated raw data of the runs it needs."""
+"""The sandboxed runs behind the checks: a small generic runner. Each check declares the runs it needs
+(RunSpec); each runs once in its own child process, several at a time, and every check reads the validated raw
+data of the runs it needs. Nothing here knows a particular check."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +15,8 @@ import numpy as np
 import torch
 
 from grader.assignment import Assignment, LimitsConfig
-from grader.batchnorm_teacher import inputs as teacher_inputs
-from grader.batchnorm_teacher import teacher_model
 from grader.built import Built
-from grader.data import CircleData, MnistData, circle_sample
+from grader.data import CircleData, MnistData
 from grader.sandbox import Limits, SandboxFailure, SandboxReply, run_task
 from grader.sandbox.cgroups import GradingCgroup
 
@@ -72,6 +71,22 @@ class Run:
         return value if isinstance(value, dict) else {}
 
 
+Made = tuple[dict, dict[str, torch.Tensor], list[str]]  # a run's params, inputs and the keys of its models
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A trusted task a check needs, started once per grading: `make(session)` gives its params, its inputs and
+    the keys of the captured models it runs on, or None when there is nothing to run."""
+
+    name: str  # the run's name: its reference CPU cost and limits are keyed by it
+    task: str  # a task of grader.tasks.lab.TASKS
+    make: Callable[[Session], Made | None]
+    needs: tuple[str, ...] = ()  # contract names (functions) without which it is not started
+    mnist: bool = False  # needs the MNIST data
+    each: bool = False  # run on the models that were built even where others failed (Session.start)
+
+
 def task_limits(config: LimitsConfig, task: str, threads: int) -> Limits:
     """The sandbox limits of one task (named as in Session.start, or "build"), its budgets from its reference cost."""
     return Limits(
@@ -83,34 +98,15 @@ def task_limits(config: LimitsConfig, task: str, threads: int) -> Limits:
     )
 
 
-INITS = ("normal", "xavier", "kaiming")
-
-
-def build_plan(assignment: Assignment, mnist: bool) -> list[dict]:
-    """Every model the checks need, as requests for the sandbox's build task: key, factory, arguments, seed,
-    input width. The SIGMAS models name their label; the sandbox fills in the student's value."""
-    c, seed = assignment.circle, assignment.seed
-    plan = [
-        {"key": f"circle.g{j}.s{s}", "factory": "circle_model", "args": [sigma], "seed": s, "input": 2}
-        for j, sigma in enumerate(c.sigma_grid)
-        for s in c.seeds
-    ]
-    for s in dict.fromkeys([*c.seeds, seed]):
-        plan.append({"key": f"circle.none.s{s}", "factory": "circle_model", "args": [None], "seed": s, "input": 2})
-    for s in c.seeds:
-        plan.append({"key": f"circle.glorot.s{s}", "factory": "circle_model", "args": [1.0], "seed": s, "input": 2})
-        for label in ("small", "good", "big"):
-            plan.append({"key": f"circle.{label}.s{s}", "factory": "circle_model", "sigma_label": label, "seed": s,
-                         "input": 2})  # fmt: skip
-    plan.append({"key": f"circle.zero.s{seed}", "factory": "circle_model", "args": [0.0], "seed": seed, "input": 2})
-    plan += [{"key": f"deep.{i}", "factory": "deep_model", "args": [i], "seed": seed, "input": 2} for i in INITS]
-    if mnist:
-        plan += [
-            {"key": f"mnist.{'dropout' if d else 'plain'}", "factory": "mnist_model", "args": [d], "seed": seed,
-             "input": 784}
-            for d in (True, False)
-        ]  # fmt: skip
-    return plan
+def build_plan(models: Iterable[list[dict]]) -> list[dict]:
+    """Every model the checks need built, as requests for the sandbox's build task (key, factory, arguments,
+    seed, input width), each key once in the order the checks ask for them. A SIGMAS model names its label; the
+    sandbox fills in the student's value."""
+    plan: dict[str, dict] = {}
+    for requests in models:
+        for request in requests:
+            plan.setdefault(request["key"], request)
+    return list(plan.values())
 
 
 def mc_schedule(passes: int) -> list[int]:
@@ -156,113 +152,6 @@ class Session:
         self._futures: dict[str, Future[Run]] = {}
         self._memo: dict[str, object] = {}
         self._t0: float | None = None
-        deep = assignment.deep
-        x_deep, self.deep_y = circle_sample(deep.n_samples, deep.seed + 7)
-        self.deep_x = circle.standardize(x_deep)  # (n_samples, 2), like the training inputs
-        self.deep_cotangent = torch.randn(deep.n_samples, 2, generator=torch.Generator().manual_seed(deep.seed))
-        self.circle_grid, self.grid_extent = circle.grid(assignment.circle.grid_resolution)
-        self.teacher, self.teacher_spec = teacher_model(assignment.seed)  # the one the build task folded
-        self.teacher_x = teacher_inputs(512, seed=1)
-
-    # -- task parameters -------------------------------------------------------------------------------------
-    def _circle_inputs(self) -> dict[str, torch.Tensor]:
-        d = self.circle_data
-        return {
-            "x_train": d.x_train, "y_train": d.y_train, "x_val": d.x_val,
-            "x_train_raw": d.x_train_raw, "x_val_raw": d.x_val_raw,
-            "grid": d.standardize(self.circle_grid), "grid_raw": self.circle_grid,
-        }  # fmt: skip
-
-    def circle_params(self, runs: list[dict]) -> dict:
-        c = self.assignment.circle
-        return {
-            "runs": runs, "steps": c.steps, "lr": c.lr, "log_steps": log_schedule(c.steps),
-            "val_steps": sorted({*range(0, c.steps + 1, max(c.steps // 20, 1)), c.steps}),
-        }  # fmt: skip
-
-    def recommended_runs(self) -> list[dict]:
-        """circle_model(None) over the seeds (scaled inputs), then on raw inputs: the student's own init."""
-        seeds = self.assignment.circle.seeds
-        return [
-            *({"sigma": None, "glorot": False, "seed": s, "raw": False, "grid": s == seeds[0],
-               "key": f"circle.none.s{s}"} for s in seeds),
-            *({"sigma": None, "glorot": False, "seed": s, "raw": True, "grid": False, "key": f"circle.none.s{s}"}
-              for s in seeds),
-        ]  # fmt: skip
-
-    def sweep_runs(self) -> list[dict]:
-        """The sigma grid, the student's SIGMAS, Glorot, and the good sigma on raw inputs, over the seeds."""
-        c = self.assignment.circle
-        runs = [{"sigma": s, "label": None, "key": f"circle.g{j}"} for j, s in enumerate(c.sigma_grid)]
-        if self.sigmas:
-            runs += [{"sigma": v, "label": k, "key": f"circle.{k}"} for k, v in self.sigmas.items()]
-        out = []
-        for r in runs:
-            for seed in c.seeds:
-                grid = r["label"] is not None and seed == c.seeds[0]
-                out.append(
-                    {
-                        "sigma": r["sigma"],
-                        "glorot": False,
-                        "seed": seed,
-                        "raw": False,
-                        "grid": grid,
-                        "label": r["label"],
-                        "key": f"{r['key']}.s{seed}",
-                    }
-                )
-        for seed in c.seeds:
-            out.append(
-                {
-                    "sigma": 1.0,
-                    "glorot": True,
-                    "seed": seed,
-                    "raw": False,
-                    "grid": seed == c.seeds[0],
-                    "label": "glorot",
-                    "key": f"circle.glorot.s{seed}",
-                }
-            )
-        if self.sigmas and "good" in self.sigmas:  # the data-scaling sweep and too large a learning rate
-            for seed in c.seeds[: c.probe_seeds]:
-                good = {"sigma": self.sigmas["good"], "glorot": False, "seed": seed, "raw": False, "grid": False,
-                        "key": f"circle.good.s{seed}"}  # fmt: skip
-                out += [{**good, "label": "scale", "scale": scale} for scale in c.input_scales]
-                out += [{**good, "label": "lr", "lr": lr} for lr in c.large_lrs]
-            for seed in c.seeds:
-                out.append(
-                    {
-                        "sigma": self.sigmas["good"],
-                        "glorot": False,
-                        "seed": seed,
-                        "raw": True,
-                        "grid": False,
-                        "label": "good_raw",
-                        "key": f"circle.good.s{seed}",
-                    }
-                )
-        return out
-
-    def curve_size(self, n: int) -> int:
-        """Images of a set of n behind the per-epoch MNIST curves (the final numbers use the whole set)."""
-        subset = self.assignment.mnist.curve_subset
-        return n if subset is None else min(subset, n)
-
-    def mnist_params(self, dropout: bool) -> tuple[dict, dict[str, torch.Tensor]]:
-        m, d = self.assignment.mnist, self.mnist_data
-        assert d is not None
-        steps = m.epochs * math.ceil(len(d.y_train) / m.batch_size)
-        params = {
-            "dropout": dropout, "epochs": m.epochs, "batch_size": m.batch_size, "lr": m.lr,
-            "seed": self.assignment.seed, "mc_ks": mc_schedule(m.mc_passes), "diag_size": 256,
-            "curve_train": self.curve_size(len(d.y_train)), "curve_val": self.curve_size(len(d.y_val)),
-            "ratio_every": max(1, steps // 500),  # the update:data ratio at 500 steps or so: the plot's resolution
-        }  # fmt: skip
-        inputs = {
-            "x_train": d.x_train, "y_train": d.y_train, "x_val": d.x_val,
-            "x_mc": d.x_val[: m.mc_subset], "x_probe": d.x_val[: m.probe_size],
-        }  # fmt: skip
-        return params, inputs
 
     # -- running ---------------------------------------------------------------------------------------------
     def start(
@@ -322,49 +211,18 @@ class Session:
             return SandboxFailure(kind="contract", message=f"{self.built.shown(key)} was not built.")
         return None
 
-    def start_all(self) -> list[str]:
-        """Queue every task whose contract names exist, longest first; returns the names started."""
+    def start_all(self, runs: Iterable[RunSpec]) -> list[str]:
+        """Queue every run whose contract names exist (each name once), the costliest first (by the reference
+        solution's CPU time), so that the long ones do not start last; returns the names started."""
         has = {n for n, kind in self.names.items() if kind == "function"}
-        c, a = self.circle_data, self.assignment
-        circle_inputs = self._circle_inputs()
-        if "mnist_model" in has and self.mnist_data is not None:  # the two longest tasks, then the rest
-            for dropout in (True, False):
-                variant = "dropout" if dropout else "plain"
-                self.start(f"mnist_{variant}", "mnist_train", *self.mnist_params(dropout), [f"mnist.{variant}"])
-        if "circle_model" in has:
-            runs = self.sweep_runs()
-            self.start("sweep", "circle_runs", self.circle_params(runs), circle_inputs, [r["key"] for r in runs])
-            runs = self.recommended_runs()
-            self.start("recommended", "circle_runs", self.circle_params(runs), circle_inputs, [r["key"] for r in runs])
-        if "deep_model" in has:
-            self.start(
-                "deep", "deep_stats", {"inits": list(INITS), "seed": a.seed},
-                {"x": self.deep_x, "cotangent": self.deep_cotangent}, [f"deep.{i}" for i in INITS], each=True,
-            )  # fmt: skip
-        sanity_models = []
-        if "circle_model" in has:
-            sanity_models.append({"key": f"circle.none.s{a.seed}", "factory": "circle_model", "args": [None],
-                                  "data": "circle", "n_classes": 2})  # fmt: skip
-            # makemore E01: all weights and biases zero (N(0, 0)), trained for longer: only the output bias learns
-            sanity_models.append({"key": f"circle.zero.s{a.seed}", "factory": "circle_model", "args": [0.0],
-                                  "data": "circle", "n_classes": 2, "train_steps": a.sanity.zero_steps})  # fmt: skip
-        if "deep_model" in has:
-            sanity_models += [{"key": f"deep.{i}", "factory": "deep_model", "args": [i], "data": "circle",
-                               "n_classes": 2} for i in INITS]  # fmt: skip
-        if "mnist_model" in has and self.mnist_data is not None:
-            sanity_models += [{"key": f"mnist.{v}", "factory": "mnist_model", "args": [v == "dropout"],
-                               "data": "mnist", "n_classes": 10} for v in ("plain", "dropout")]  # fmt: skip
-        if sanity_models:
-            inputs = {"circle_x": c.x_train, "circle_y": c.y_train}
-            if self.mnist_data is not None:
-                inputs |= {"mnist_x": self.mnist_data.x_train[:500], "mnist_y": self.mnist_data.y_train[:500]}
-            s = a.sanity
-            self.start(
-                "sanity", "init_sanity", {"models": sanity_models, "steps": s.steps, "lr": s.lr, "seed": a.seed},
-                inputs, [m["key"] for m in sanity_models], each=True,
-            )  # fmt: skip
-        if "fold_batchnorm" in has:
-            self.start("fold", "fold_batchnorm", {}, {"x": self.teacher_x}, ["fold"])
+        unique = {spec.name: spec for spec in runs}
+        cost = self.assignment.limits.reference_cpu_seconds
+        for spec in sorted(unique.values(), key=lambda r: -cost.get(r.name, 0.0)):
+            if not set(spec.needs) <= has or (spec.mnist and self.mnist_data is None):
+                continue
+            made = spec.make(self)
+            if made is not None:
+                self.start(spec.name, spec.task, *made, each=spec.each)
         return list(self._futures)
 
     def run(self, name: str) -> Run | None:

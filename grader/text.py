@@ -124,5 +124,20 @@ def clean_check(check: CheckResult) -> CheckResult:
             "metrics": clean_data(check.metrics, MESSAGE_LIMIT),
             "series": series,
             "failure": clean_failure(check.failure),
+            "about": clean(check.about, MESSAGE_LIMIT * 2),
+            "facts": [
+                f.model_copy(update={k: clean(getattr(f, k), MESSAGE_LIMIT) for k in ("label", "expected", "measured")})
+                for f in check.facts
+            ],
+            "figures": [
+                f.model_copy(
+                    update={
+                        "caption": clean(f.caption, MESSAGE_LIMIT),
+                        "draw": clean(f.draw, NAME_LIMIT),
+                        "options": {clean(k, NAME_LIMIT): clean(v, NAME_LIMIT) for k, v in f.options.items()},
+                    }
+                )  # fmt: skip
+                for f in check.figures
+            ],
         }
     )

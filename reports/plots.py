@@ -515,56 +515,22 @@ def diagnostics(check: CheckResult, variant: str, when: str = "final") -> str | 
 
 
 Captioned = tuple[str, str]  # (caption, svg)
-FIGURES: dict[str, list[tuple[str, Callable[[CheckResult], str | None]]]] = {
-    "loss_at_init": [("Loss at init of each submitted classifier against ln(number of classes).", loss_at_init)],
-    "sigma_sweep": [
-        ("The sweep: each grid sigma coloured by the regime most of its seeds showed; your SIGMAS circled.", sweep),
-        ("Loss curves (first seed) of your three sigmas, your recommended init and Glorot.", sweep_curves),
-        (
-            "Decision boundaries after training (first seed): P(ring) over the input plane, red for the ring and blue "
-            "for the disc, with the boundary in black.",
-            boundaries,
-        ),
-        ("Data scaling: the same models trained on raw, unscaled inputs.", scaling),
-        (
-            "SIGMAS['good'] on inputs scaled by a factor (the lab's data-scaling experiment) and with larger "
-            "learning rates: the training loss of the first seed, and the regime most seeds showed.",
-            probes,
-        ),
-    ],
-    "activation_stats": [
-        ("Measured RMS per layer against the analytic expectation (dotted), forward and backward.", activations),
-        ("Mean and std of |activation| per layer, as the lab asks.", activation_abs),
-    ],
-    "dropout": [
-        (
-            "Training and validation curves with and without dropout, measured after each epoch on the first images "
-            "of each set (the table's final numbers use every image).",
-            dropout_curves,
-        ),
-        (
-            "MC-dropout ensemble on a validation subset: error against the number of averaged passes, with its 95% "
-            "interval.",
-            mc_ensemble,
-        ),
-    ],
-    "fold_batchnorm": [("Folded against original outputs, and the error distribution.", fold)],
-    "training_diagnostics": [
-        (
-            "mnist_model(False) at init: activations, gradients and gradient:data ratios.",
-            lambda c: diagnostics(c, "without_dropout", "init"),
-        ),
-        ("mnist_model(False) after training: the four diagnostics.", lambda c: diagnostics(c, "without_dropout")),
-        (
-            "mnist_model(True) at init, in eval mode (dropout off): activations, gradients and gradient:data ratios.",
-            lambda c: diagnostics(c, "with_dropout", "init"),
-        ),
-        (
-            "mnist_model(True) after training, in eval mode: the four diagnostics.",
-            lambda c: diagnostics(c, "with_dropout"),
-        ),
-    ],
-}
+#: What a check's figures may name (CheckResult.figures, from its CheckSpec): the drawing functions of this module,
+#: each (check, **options) -> SVG or None. A stored result names them; nothing else is looked up by name.
+DRAWERS: dict[str, Callable[..., str | None]] = {
+    f.__name__: f
+    for f in (loss_at_init, sweep, sweep_curves, boundaries, scaling, probes, activations, activation_abs,
+              dropout_curves, mc_ensemble, fold, diagnostics)
+}  # fmt: skip
+
+
+def _draw(check: CheckResult, j: int) -> str | None:
+    ref = check.figures[j]
+    drawer = DRAWERS.get(ref.draw)
+    if drawer is None:
+        log.warning("check %s names an unknown figure %r", check.id, ref.draw)
+        return None
+    return drawer(check, **ref.options)
 
 
 def figures(check: CheckResult) -> list[Captioned]:
@@ -574,14 +540,14 @@ def figures(check: CheckResult) -> list[Captioned]:
 
 def all_figures(checks: list[CheckResult], processes: int = 2) -> list[list[Captioned]]:
     """The figures of every check; with processes=2 a forked copy of this process draws every other figure."""
-    jobs = [(i, j) for i, c in enumerate(checks) for j in range(len(FIGURES.get(c.id, [])))]
+    jobs = [(i, j) for i, c in enumerate(checks) for j in range(len(c.figures))]
 
     here = os.getpid()
 
     def draw(job: Job) -> str | None:
         i, j = job
         try:
-            return FIGURES[checks[i].id][j][1](checks[i])
+            return _draw(checks[i], j)
         except Exception:  # odd data in one figure costs that figure, not the report
             if os.getpid() != here:
                 raise  # in the forked copy: it fails as a whole, and this process draws its share again
@@ -590,11 +556,11 @@ def all_figures(checks: list[CheckResult], processes: int = 2) -> list[list[Capt
             return None
 
     if processes > 1 and len(jobs) > 1 and hasattr(os, "fork"):
-        drawn = _share_with_fork(jobs[0::2], jobs[1::2], draw)  # FIGURES interleaves heavy and light ones
+        drawn = _share_with_fork(jobs[0::2], jobs[1::2], draw)  # every other figure: heavy and light ones mix
     else:
         drawn = {job: draw(job) for job in jobs}
     return [
-        [(caption, svg) for j, (caption, _) in enumerate(FIGURES.get(c.id, [])) if (svg := drawn[(i, j)]) is not None]
+        [(ref.caption, svg) for j, ref in enumerate(c.figures) if (svg := drawn[(i, j)]) is not None]
         for i, c in enumerate(checks)
     ]
 

@@ -12,9 +12,8 @@ from markupsafe import Markup
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher
 
-from grader.result import CheckResult, GradeResult
+from grader.result import GradeResult
 from grader.text import MESSAGE_LIMIT, clean, clean_check, clean_failure
-from reports.facts import ABOUT, Fact, facts
 from reports.plots import all_figures
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "report"
@@ -58,7 +57,7 @@ def render_html(result: GradeResult, processes: int = 2) -> str:
     result = cleaned(result)
     drawn = all_figures(result.checks, processes=processes)
     sections = [
-        {"check": c, "about": ABOUT.get(c.id, ""), "facts": safe_facts(c), "figures": f}
+        {"check": c, "about": c.about, "facts": c.facts, "figures": f}
         for c, f in zip(result.checks, drawn, strict=True)
     ]
     css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
@@ -66,7 +65,10 @@ def render_html(result: GradeResult, processes: int = 2) -> str:
         _environment()
         .get_template("report.html.j2")
         .render(
-            result=result, sections=sections, css=css, status_label=STATUS_LABEL,
+            result=result,
+            sections=sections,
+            css=css,
+            status_label=STATUS_LABEL,
             titles={c.id: c.title for c in result.checks},
         )  # fmt: skip
     )
@@ -82,16 +84,6 @@ def cleaned(result: GradeResult) -> GradeResult:
         }
     )
     return result.model_copy(update={"submission": submission, "checks": [clean_check(c) for c in result.checks]})
-
-
-def safe_facts(check: CheckResult) -> list[Fact]:
-    """The check's facts, or none when its metrics are not what the table expects (a stored result of another
-    grader version, odd values): the report is rendered either way."""
-    try:
-        return facts(check)
-    except Exception:
-        log.exception("the facts of check %s could not be shown", check.id)
-        return []
 
 
 def render_pdf(result: GradeResult, out: Path, processes: int = 2) -> Path:

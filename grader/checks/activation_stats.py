@@ -9,15 +9,24 @@ x0.707 for Glorot, x1 for He). Backwards, the gradient's RMS grows by sqrt(n_out
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 from grader.assignment import Assignment
-from grader.checks.base import bad_reply_failure, item, not_run, run_failure, scored
-from grader.result import CheckResult, Item, Series
-from grader.session import BadReply, Run, Session
+from grader.checks.base import CheckSpec, bad_reply_failure, item, not_run, number, run_failure, scored
+from grader.data import circle_sample
+from grader.result import CheckResult, Fact, Item, Series
+from grader.session import BadReply, Made, Run, RunSpec, Session
 
 ID, TITLE = "activation_stats", "Part 2: activation statistics of a deep net"
+ABOUT = (
+    "Part 2 looks at a 20-layer ReLU network before training. With zero biases, each layer multiplies the "
+    "scale of its output by sqrt(fan_in * var(w) / 2): about 7.07 for N(0, 1) at width 100, so activations "
+    "explode; 0.71 for Glorot, so they vanish slowly; and exactly 1 for He, which was derived for ReLU. "
+    "Gradients follow the same rule backwards. The grader measures both on 2048 inputs and compares them "
+    "with this expectation, and it matches your weights against known inits to name a mistake."
+)
 INITS = ("normal", "xavier", "kaiming")
 INIT_NAMES = {"normal": "N(0, 1)", "xavier": "Glorot (Xavier)", "kaiming": "He (Kaiming)"}
 
@@ -213,7 +222,8 @@ def check(session: Session, a: Assignment) -> CheckResult:
             items.append(item(a, ID, init, INIT_NAMES[init], False, detail))
             continue
         try:
-            stats = analyse(run, init, session.deep_x.double(), session.deep_cotangent.double())
+            data = deep_inputs(session)
+            stats = analyse(run, init, data.x.double(), data.cotangent.double())
         except NotComparable as e:
             items.append(item(a, ID, init, INIT_NAMES[init], False, str(e)))
             continue
@@ -278,3 +288,58 @@ def _detail(init: str, stats: dict, problems: list[str]) -> str:
         named = f"Its weights look like {CANDIDATES[found][0]}."
     bias = f" Biases should be 0 (largest is {stats['max_abs_bias']:.3g})." if stats["max_abs_bias"] > 0 else ""
     return f"deep_model('{init}') should use {CANDIDATES[init][0]}, but {said}. {named}{bias}"
+
+
+# -- the unit: the models it builds, its run, its facts and figures ---------------------------------------------
+@dataclass(frozen=True)
+class DeepInputs:
+    x: torch.Tensor  # (n_samples, 2) circle points, standardized like the training inputs
+    y: torch.Tensor  # their labels (the loss at init of the untrained nets)
+    cotangent: torch.Tensor  # (n_samples, 2): what the backward pass sends into the output
+
+
+def deep_inputs(session: Session) -> DeepInputs:
+    """The large sample Part 2 runs through the untrained nets, made once per grading from the assignment."""
+
+    def make() -> DeepInputs:
+        deep = session.assignment.deep
+        x, y = circle_sample(deep.n_samples, deep.seed + 7)
+        cotangent = torch.randn(deep.n_samples, 2, generator=torch.Generator().manual_seed(deep.seed))
+        return DeepInputs(session.circle_data.standardize(x), y, cotangent)
+
+    return session.memo("deep:inputs", make)  # type: ignore[return-value]
+
+
+def models(a: Assignment, mnist: bool) -> list[dict]:
+    return [{"key": f"deep.{i}", "factory": "deep_model", "args": [i], "seed": a.seed, "input": 2} for i in INITS]
+
+
+def _deep(session: Session) -> Made:
+    data = deep_inputs(session)
+    params = {"inits": list(INITS), "seed": session.assignment.seed}
+    return params, {"x": data.x, "cotangent": data.cotangent}, [f"deep.{i}" for i in INITS]
+
+
+def facts(check: CheckResult) -> list[Fact]:
+    out: list[Fact] = []
+    for init in INITS:
+        s = check.metrics.get(init)
+        if not s:
+            continue
+        rms, exp = s["rms"], s["expected_rms"]
+        mid = len(rms) // 2
+        out.append(Fact(f"{init}: growth per layer (middle)", number(exp[mid] / exp[mid - 1]),
+                        number(rms[mid] / rms[mid - 1]) if rms[mid - 1] else "n/a"))  # fmt: skip
+        out.append(Fact(f"{init}: weights look like", init, s.get("identified_init") or "unrecognised"))
+    return out
+
+
+SPEC = CheckSpec(
+    ID, TITLE, ("deep_model",), check, about=ABOUT, models=models,
+    runs=(RunSpec("deep", "deep_stats", _deep, needs=("deep_model",), each=True),),
+    facts=facts,
+    figures=(
+        ("Measured RMS per layer against the analytic expectation (dotted), forward and backward.", "activations", {}),
+        ("Mean and std of |activation| per layer, as the lab asks.", "activation_abs", {}),
+    ),
+)  # fmt: skip

@@ -9,7 +9,8 @@ it is, in train and eval mode, and its weights are trainable parameters.
 from __future__ import annotations
 
 from grader.assignment import Assignment
-from grader.checks.base import item, scored
+from grader.checks.activation_stats import INITS
+from grader.checks.base import CheckSpec, item, scored
 from grader.checks.prescribed import (
     Unbuilt,
     init_stats,
@@ -19,9 +20,15 @@ from grader.checks.prescribed import (
     structure,
 )
 from grader.result import CheckResult, Item
-from grader.session import INITS, Session
+from grader.session import Session
 
 ID, TITLE = "architecture", "Architectures and inits the lab prescribes"
+ABOUT = (
+    "Each model as the lab prescribes it, read from what its forward pass does and from its weights: the "
+    "layer sizes, a ReLU between layers, the logits returned as they are (no softmax, activation or dropout "
+    "after the last layer), weights drawn from the prescribed distribution (N(0, sigma) for every sigma "
+    "circle_model is given, N(0, 0.1) for the image network) and zero biases."
+)
 HINT = (
     "Build each model exactly as the lab describes (docs/students.md): the layer sizes, ReLU between layers, "
     "nothing after the last layer (it returns logits), weights from the prescribed distribution and zero biases."
@@ -195,3 +202,7 @@ def check(session: Session, a: Assignment) -> CheckResult:
             items.append(item(a, ID, label, name, False, f"{name} is missing, so its architecture was not checked."))
     return scored(ID, TITLE, items, hint=HINT,
                   passed_message="Every model has the lab's layers, activations and init.")  # fmt: skip
+
+
+# it reads the graphs and weights of the models the other checks build, and starts no run of its own
+SPEC = CheckSpec(ID, TITLE, (), check, about=ABOUT)

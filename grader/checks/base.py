@@ -1,24 +1,63 @@
-"""What every check shares: turning scored items into a CheckResult, and reporting runs that failed."""
+"""What every check shares: the unit a check is (CheckSpec: the models it has built, the runs it starts, how it
+scores them, what the report says about it and which figures it shows), turning scored items into a
+CheckResult, and reporting runs that failed. docs/checks.md ("Adding a check") says how the parts fit."""
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from grader.assignment import Assignment
-from grader.result import CheckResult, Failure, Item, Series
-from grader.session import BadReply, Run, Session
+from grader.result import CheckResult, Fact, Failure, FigureRef, Item, Series
+from grader.session import BadReply, Run, RunSpec, Session
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class CheckSpec:
+    """One check as one unit. The grading builds the union of every check's `models` in the sandbox (once), starts
+    every check's `runs` (each trusted task once, however many checks read it), then calls `fn` per check and
+    `described` adds `about`, the rows of `facts` and the figures named in `figures` (drawing functions of
+    reports.plots, so that no check imports matplotlib) to its result: a stored result renders without any check's
+    code."""
+
     id: str
     title: str
     needs: tuple[str, ...]  # contract names without which the check cannot run
-    fn: Callable[[Session, Assignment], CheckResult]
+    fn: Callable[[Session, Assignment], CheckResult]  # scores the check from the runs (no student code runs)
+    about: str = ""  # why the check exists, for the report
+    #: the models to build: (assignment, with MNIST data) -> build requests {key, factory, args, seed, input}
+    models: Callable[[Assignment, bool], list[dict]] = lambda a, mnist: []
+    runs: tuple[RunSpec, ...] = ()  # the trusted tasks this check starts (other checks may read them too)
+    facts: Callable[[CheckResult], list[Fact]] = lambda check: []
+    #: (caption, name of a drawing function in reports.plots, its keyword arguments)
+    figures: tuple[tuple[str, str, dict], ...] = field(default_factory=tuple)
+
+    def described(self, result: CheckResult) -> CheckResult:
+        """The result with what the report says and shows about it; facts that its data cannot give (a check that
+        could not run, odd values) are left out, and the result stands either way."""
+        try:
+            facts = self.facts(result) if result.failure is None else []
+        except Exception:  # a grader bug in a table costs the table, not the grade
+            log.exception("the facts of check %s could not be computed", self.id)
+            facts = []
+        return result.model_copy(update={
+            "about": self.about, "facts": facts,
+            "figures": [FigureRef(caption=c, draw=d, options=o) for c, d, o in self.figures],
+        })  # fmt: skip
+
+
+def number(value: object, digits: int = 3) -> str:
+    """A measured number for the report's tables: n/a for None or a non-finite float."""
+    if isinstance(value, float):
+        return "n/a" if not math.isfinite(value) else f"{value:.{digits}g}"
+    return "n/a" if value is None else str(value)
 
 
 def item(a: Assignment, check_id: str, item_id: str, title: str, passed: bool, detail: str) -> Item:

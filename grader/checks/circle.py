@@ -127,3 +127,36 @@ def majority(runs: list[CircleRun]) -> tuple[str, Counter]:
 
 def median(values: list[float]) -> float:
     return float(torch.tensor(values, dtype=torch.float64).nanmedian()) if values else float("nan")
+
+
+# -- the circle runs' requests (shared by the checks that start them) -------------------------------------------
+def decision_grid(session: Session) -> tuple[torch.Tensor, tuple[float, float, float, float]]:
+    """The points of the decision-boundary plots (raw coordinates) and their extent."""
+    d, resolution = session.circle_data, session.assignment.circle.grid_resolution
+    return session.memo("circle:grid", lambda: d.grid(resolution))  # type: ignore[return-value]
+
+
+def circle_inputs(session: Session) -> dict[str, torch.Tensor]:
+    d = session.circle_data
+    grid, _ = decision_grid(session)
+    return {
+        "x_train": d.x_train, "y_train": d.y_train, "x_val": d.x_val,
+        "x_train_raw": d.x_train_raw, "x_val_raw": d.x_val_raw,
+        "grid": d.standardize(grid), "grid_raw": grid,
+    }  # fmt: skip
+
+
+def circle_params(a: Assignment, runs: list[dict]) -> dict:
+    """The circle_runs task's parameters for run specs {sigma, glorot, seed, raw, grid, key, and optional label,
+    scale and lr}: the lab's full-batch SGD."""
+    c = a.circle
+    return {
+        "runs": runs, "steps": c.steps, "lr": c.lr, "log_steps": log_schedule(c.steps),
+        "val_steps": sorted({*range(0, c.steps + 1, max(c.steps // 20, 1)), c.steps}),
+    }  # fmt: skip
+
+
+def circle_model_request(key: str, seed: int, *, args: list | None = None, label: str | None = None) -> dict:
+    """A build request for circle_model: with `args` (a sigma or None), or with the label of a SIGMAS value."""
+    request = {"key": key, "factory": "circle_model", "seed": seed, "input": 2}
+    return request | ({"sigma_label": label} if label is not None else {"args": args})

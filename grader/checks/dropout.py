@@ -17,11 +17,29 @@ import torch
 
 from grader.assignment import Assignment
 from grader.checks.architecture import mnist_structure
-from grader.checks.base import accuracy, bad_reply_failure, cross_entropy, item, not_run, run_failure, scored
-from grader.result import CheckResult, Item, Series
-from grader.session import BadReply, Run, Session
+from grader.checks.base import (
+    CheckSpec,
+    accuracy,
+    bad_reply_failure,
+    cross_entropy,
+    item,
+    not_run,
+    number,
+    run_failure,
+    scored,
+)
+from grader.result import CheckResult, Fact, Item, Series
+from grader.session import BadReply, Made, Run, RunSpec, Session, mc_schedule
 
 ID, TITLE = "dropout", "Part 3: dropout"
+ABOUT = (
+    "Part 3 trains the 784-800-800-10 network on images with and without dropout. Dropout must zero 20% of "
+    "the inputs and 50% of the hidden units in training only, and the two modes must agree on average: kept "
+    "values scaled by 1/(1-p) in training (inverted dropout) or everything by 1-p at test time (as in the "
+    "dropout paper). The grader measures this from what reaches each linear layer, "
+    "and checks that dropout narrows the gap between validation and training loss. Averaging many "
+    "train-mode passes (an MC-dropout ensemble) is compared with the eval-mode network."
+)
 HINT = (
     "Use nn.Dropout(0.2) before the first Linear layer and nn.Dropout(0.5) after each hidden ReLU, inside the "
     "model (e.g. in an nn.Sequential), and only when dropout=True. nn.Dropout is active in model.train() and "
@@ -207,7 +225,7 @@ def training_summary(run: Run, session: Session) -> dict:
     """Per-epoch curves on the curve subsets (the first images of each set), final numbers on the whole sets."""
     d = session.mnist_data
     assert d is not None
-    n_train, n_val = session.curve_size(len(d.y_train)), session.curve_size(len(d.y_val))
+    n_train, n_val = curve_size(session.assignment, len(d.y_train)), curve_size(session.assignment, len(d.y_val))
     y_train, y_val = d.y_train[:n_train], d.y_val[:n_val]
     train = run.tensor("train_logits", (None, n_train, 10), finite=False)
     val = run.tensor("val_logits", (train.shape[0], n_val, 10), finite=False)
@@ -351,3 +369,72 @@ def check(session: Session, a: Assignment) -> CheckResult:
         series=series,
         passed_message="Dropout acts at the asked rates in training only, and it shrinks the gap.",
     )
+
+
+# -- the unit: the models it builds, its runs, its facts and figures --------------------------------------------
+def models(a: Assignment, mnist: bool) -> list[dict]:
+    if not mnist:
+        return []
+    return [{"key": f"mnist.{'dropout' if d else 'plain'}", "factory": "mnist_model", "args": [d], "seed": a.seed,
+             "input": 784} for d in (True, False)]  # fmt: skip
+
+
+def curve_size(a: Assignment, n: int) -> int:
+    """Images of a set of n behind the per-epoch MNIST curves (the final numbers use the whole set)."""
+    subset = a.mnist.curve_subset
+    return n if subset is None else min(subset, n)
+
+
+def mnist_params(session: Session, dropout: bool) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The mnist_train task's parameters and inputs for mnist_model(dropout): the lab's AdamW recipe, the dropout
+    probe, the curves and the MC-dropout ensemble."""
+    a, d = session.assignment, session.mnist_data
+    m = a.mnist
+    assert d is not None
+    steps = m.epochs * math.ceil(len(d.y_train) / m.batch_size)
+    params = {
+        "dropout": dropout, "epochs": m.epochs, "batch_size": m.batch_size, "lr": m.lr,
+        "seed": a.seed, "mc_ks": mc_schedule(m.mc_passes), "diag_size": 256,
+        "curve_train": curve_size(a, len(d.y_train)), "curve_val": curve_size(a, len(d.y_val)),
+        "ratio_every": max(1, steps // 500),  # the update:data ratio at 500 steps or so: the plot's resolution
+    }  # fmt: skip
+    inputs = {
+        "x_train": d.x_train, "y_train": d.y_train, "x_val": d.x_val,
+        "x_mc": d.x_val[: m.mc_subset], "x_probe": d.x_val[: m.probe_size],
+    }  # fmt: skip
+    return params, inputs
+
+
+def _mnist(variant: str) -> RunSpec:
+    def make(session: Session) -> Made:
+        return *mnist_params(session, variant == "dropout"), [f"mnist.{variant}"]
+
+    return RunSpec(f"mnist_{variant}", "mnist_train", make, needs=("mnist_model",), mnist=True)
+
+
+def facts(check: CheckResult) -> list[Fact]:
+    m = check.metrics
+    out: list[Fact] = []
+    for i, r in enumerate(m.get("measured_rates", [])):
+        where = "input" if i == 0 else f"after hidden layer {i}"
+        out.append(Fact(f"dropout rate {where}", "20%" if i == 0 else "50%",
+                        f"{r['rate']:.1%} (scale x{number(r['scale'])})"))  # fmt: skip
+    for key, label in (("with_dropout", "with dropout"), ("without_dropout", "without dropout")):
+        s = m.get(key)
+        if s:
+            error = f"{s['val_error']:.1f}% ± {s.get('val_error_ci95', 0):.1f}"
+            out.append(Fact(f"{label}: validation - training loss", "smaller with dropout",
+                            f"{s['gap']:.3f} (val error {error})"))  # fmt: skip
+    return out
+
+
+SPEC = CheckSpec(
+    ID, TITLE, ("mnist_model",), check, about=ABOUT, models=models, runs=(_mnist("dropout"), _mnist("plain")),
+    facts=facts,
+    figures=(
+        ("Training and validation curves with and without dropout, measured after each epoch on the first images of "
+         "each set (the table's final numbers use every image).", "dropout_curves", {}),
+        ("MC-dropout ensemble on the validation images: error against the number of averaged passes, with its 95% "
+         "interval.", "mc_ensemble", {}),
+    ),
+)  # fmt: skip

@@ -11,12 +11,21 @@ import torch
 from torch import nn
 
 from grader.assignment import Assignment
-from grader.checks.base import bad_reply_failure, item, listed, not_run, run_failure, scored
-from grader.result import CheckResult, Series
-from grader.session import BadReply, Run, Session
+from grader.batchnorm_teacher import inputs as teacher_inputs
+from grader.batchnorm_teacher import teacher_model
+from grader.checks.base import CheckSpec, bad_reply_failure, item, listed, not_run, number, run_failure, scored
+from grader.result import CheckResult, Fact, Series
+from grader.session import BadReply, Made, Run, RunSpec, Session
 from grader.text import NAME_LIMIT, clean
 
 ID, TITLE = "fold_batchnorm", "BatchNorm folding (makemore E02)"
+ABOUT = (
+    "In eval mode a BatchNorm layer is a fixed affine map per unit, so it can be merged into the Linear layer "
+    "before it (makemore E02). The grader trains its own Linear/BatchNorm/Tanh network with non-default eps, "
+    "a layer without bias and a BatchNorm without affine parameters, folds it with your function, rebuilds "
+    "the folded model outside the sandbox and compares the outputs; a wrong layer is matched against the "
+    "common mistakes (eps, variance for std, running mean, beta, gamma) to name one."
+)
 HINT = (
     "In eval mode BatchNorm computes gamma * (z - running_mean) / sqrt(running_var + eps) + beta. With "
     "s = gamma / sqrt(running_var + eps), the folded Linear has W' = s[:, None] * W and "
@@ -125,9 +134,9 @@ def check(session: Session, a: Assignment) -> CheckResult:
     if failure is not None:
         return not_run(ID, TITLE, a.max_points(ID), failure, "fold_batchnorm(model)")
     assert run is not None
-    x = session.teacher_x
+    teacher, x = teacher_and_inputs(session)
     with torch.no_grad():
-        expected = copy.deepcopy(session.teacher).double()(x.double())
+        expected = copy.deepcopy(teacher).double()(x.double())
     layers = run.reply.meta.get("layers")
     if not isinstance(layers, list) or len(layers) > 1000:
         return not_run(ID, TITLE, a.max_points(ID), bad_reply_failure(BadReply("no layer list")), "fold_batchnorm")
@@ -180,7 +189,7 @@ def check(session: Session, a: Assignment) -> CheckResult:
         detail = "The outputs are only checked once no BatchNorm layer is left."
     else:
         try:
-            mistakes = diagnose(session.teacher, run, layers)
+            mistakes = diagnose(teacher, run, layers)
         except BadReply:
             mistakes = []
         detail = (
@@ -204,3 +213,32 @@ def check(session: Session, a: Assignment) -> CheckResult:
         series=series,
         passed_message="Your fold removes every BatchNorm and keeps the eval-mode outputs.",
     )
+
+
+# -- the unit: its run (the sandbox's build task folds the teacher), its facts and figures ----------------------
+def teacher_and_inputs(session: Session) -> tuple[nn.Sequential, torch.Tensor]:
+    """The grader's trained network that the build task folded (the same seed makes the same one) and the inputs
+    both run on."""
+    return session.memo("fold:teacher", lambda: (teacher_model(session.assignment.seed)[0],  # type: ignore[return-value]
+                                                 teacher_inputs(512, seed=1)))  # fmt: skip
+
+
+def _fold(session: Session) -> Made:
+    return {}, {"x": teacher_and_inputs(session)[1]}, ["fold"]
+
+
+def facts(check: CheckResult) -> list[Fact]:
+    m = check.metrics
+    if "max_relative_error" not in m:
+        return []
+    return [
+        Fact("max |folded - original| (relative)", f"<= {m['tolerance']:g}", number(m["max_relative_error"], 2)),
+        Fact("layers run by the folded model", "Linear and Tanh only", ", ".join(m["layers"])),
+    ]
+
+
+SPEC = CheckSpec(
+    ID, TITLE, ("fold_batchnorm",), check, about=ABOUT,
+    runs=(RunSpec("fold", "fold_batchnorm", _fold, needs=("fold_batchnorm",)),), facts=facts,
+    figures=(("Folded against original outputs, and the error distribution.", "fold", {}),),
+)  # fmt: skip

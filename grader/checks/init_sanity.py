@@ -8,11 +8,20 @@ import re
 import torch
 
 from grader.assignment import Assignment
-from grader.checks.base import bad_reply_failure, item, listed, not_run, run_failure, scored
-from grader.result import CheckResult, Item
-from grader.session import BadReply, Run, Session
+from grader.checks.activation_stats import INITS
+from grader.checks.base import CheckSpec, bad_reply_failure, item, listed, not_run, run_failure, scored
+from grader.checks.circle import circle_model_request
+from grader.result import CheckResult, Fact, Item
+from grader.session import BadReply, Made, Run, RunSpec, Session
 
 ID, TITLE = "init_sanity", "Initialization sanity (makemore E01)"
+ABOUT = (
+    "A few training steps show whether gradient reaches every weight. With all weights zero, every hidden "
+    "unit outputs the same value and passes back no gradient, so only the output bias learns (makemore E01); "
+    "units that start as exact copies of each other receive identical updates and never become different. The "
+    "grader shows E01 on your own network: circle_model(0.0) has every weight and bias at zero, and after "
+    "training only the output bias may have changed."
+)
 GROUPS = {"circle": "circle_model", "deep": "deep_model", "mnist": "mnist_model"}
 HINT = (
     "Draw weights at random (e.g. nn.init.normal_ or the Kaiming/Glorot formulas); constant or all-zero weights "
@@ -183,3 +192,60 @@ def check(session: Session, a: Assignment) -> CheckResult:
         metrics=metrics,
         passed_message="Every weight receives gradient and every hidden unit starts different.",
     )
+
+
+# -- the unit: the models it builds, its run and its facts ------------------------------------------------------
+def models(a: Assignment, mnist: bool) -> list[dict]:
+    """circle_model(0.0) for E01 (the other models it looks at are built for the other checks)."""
+    return [circle_model_request(f"circle.zero.s{a.seed}", a.seed, args=[0.0])]
+
+
+def _sanity(session: Session) -> Made | None:
+    """A few SGD steps of every model the student chose or the lab prescribes an init for, and E01."""
+    a, has = session.assignment, {n for n, kind in session.names.items() if kind == "function"}
+    mnist = session.mnist_data
+    specs = []
+    if "circle_model" in has:
+        specs.append({"key": f"circle.none.s{a.seed}", "factory": "circle_model", "args": [None], "data": "circle",
+                      "n_classes": 2})  # fmt: skip
+        # makemore E01: all weights and biases zero (N(0, 0)), trained for longer: only the output bias learns
+        specs.append({"key": f"circle.zero.s{a.seed}", "factory": "circle_model", "args": [0.0], "data": "circle",
+                      "n_classes": 2, "train_steps": a.sanity.zero_steps})  # fmt: skip
+    if "deep_model" in has:
+        specs += [{"key": f"deep.{i}", "factory": "deep_model", "args": [i], "data": "circle", "n_classes": 2}
+                  for i in INITS]  # fmt: skip
+    if "mnist_model" in has and mnist is not None:
+        specs += [{"key": f"mnist.{v}", "factory": "mnist_model", "args": [v == "dropout"], "data": "mnist",
+                   "n_classes": 10} for v in ("plain", "dropout")]  # fmt: skip
+    if not specs:
+        return None
+    inputs = {"circle_x": session.circle_data.x_train, "circle_y": session.circle_data.y_train}
+    if mnist is not None:
+        inputs |= {"mnist_x": mnist.x_train[:500], "mnist_y": mnist.y_train[:500]}
+    params = {"models": specs, "steps": a.sanity.steps, "lr": a.sanity.lr, "seed": a.seed}
+    return params, inputs, [m["key"] for m in specs]
+
+
+def facts(check: CheckResult) -> list[Fact]:
+    out: list[Fact] = []
+    zero = check.metrics.get("zero_init")
+    if zero:
+        bias = zero["output_bias"]
+        out.append(Fact(f"circle_model(0.0) after {zero['steps']} SGD steps: parameters that changed",
+                        f"only the output bias ({bias})" if bias else "only the output bias",
+                        f"{listed(zero['changed']) or 'none'}; accuracy {zero['accuracy']:.0%} "
+                        f"(largest class {zero['majority']:.0%})"))  # fmt: skip
+    for model, s in check.metrics.items():
+        if model == "zero_init":
+            continue
+        frozen = ", ".join(s["frozen"]) or "none"
+        copies = sum(s["duplicate_units"].values())
+        out.append(Fact(model, "every weight gets gradient; no copied units",
+                        f"no gradient: {frozen}; copied units: {copies}"))  # fmt: skip
+    return out
+
+
+SPEC = CheckSpec(
+    ID, TITLE, (), check, about=ABOUT, models=models, runs=(RunSpec("sanity", "init_sanity", _sanity, each=True),),
+    facts=facts,
+)  # fmt: skip

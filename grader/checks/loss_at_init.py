@@ -7,13 +7,30 @@ from __future__ import annotations
 import torch
 
 from grader.assignment import Assignment
-from grader.checks.base import bad_reply_failure, cross_entropy, item, not_run, run_failure, scored
-from grader.checks.circle import circle_runs, median
+from grader.checks.activation_stats import deep_inputs
+from grader.checks.base import (
+    CheckSpec,
+    bad_reply_failure,
+    cross_entropy,
+    item,
+    not_run,
+    number,
+    run_failure,
+    scored,
+)
+from grader.checks.circle import circle_inputs, circle_model_request, circle_params, circle_runs, median
+from grader.checks.dropout import curve_size
 from grader.checks.prescribed import circle_faults
-from grader.result import CheckResult, Item, Series
-from grader.session import BadReply, Session, chance_loss
+from grader.result import CheckResult, Fact, Item, Series
+from grader.session import BadReply, Made, RunSpec, Session, chance_loss
 
 ID, TITLE = "loss_at_init", "Loss at initialization"
+ABOUT = (
+    "Before training, a classifier has no reason to prefer any class, so its softmax should be close to uniform "
+    "and its cross-entropy close to ln(number of classes). A loss far above that level means the logits start "
+    "large: the network is confidently wrong, and the first steps of training are spent only shrinking the "
+    "output layer. Your recommended init is scored; the inits the lab prescribes are shown for comparison."
+)
 HINT = (
     "Make the output layer start small: scale the last Linear layer's weights down (e.g. multiply by 0.1 or "
     "0.01 after your init) and set its bias to 0, so the logits start near 0 and every class gets about the "
@@ -150,10 +167,11 @@ def _reported_items(session: Session, metrics: dict) -> list[Item]:
         for init in ("normal", "xavier", "kaiming"):
             try:
                 last = deep.count(f"{init}.z") - 1
-                logits = deep.tensor(f"{init}.z{last}", (len(session.deep_y), 2), finite=False)
+                labels = deep_inputs(session).y
+                logits = deep.tensor(f"{init}.z{last}", (len(labels), 2), finite=False)
             except BadReply:
                 continue
-            loss = cross_entropy(logits, session.deep_y)
+            loss = cross_entropy(logits, labels)
             key = f"deep_{init}"
             metrics[key] = {"median": loss, "expected": chance_loss(2)}
             items.append(reported(key, f"deep_model('{init}')", loss, 2))
@@ -162,7 +180,7 @@ def _reported_items(session: Session, metrics: dict) -> list[Item]:
         if run is None or run.failure is not None or session.mnist_data is None:
             continue
         try:
-            n = session.curve_size(len(session.mnist_data.y_val))
+            n = curve_size(session.assignment, len(session.mnist_data.y_val))
             logits = run.tensor("val_logits", (None, n, 10), finite=False)[0]
         except BadReply:
             continue
@@ -171,3 +189,42 @@ def _reported_items(session: Session, metrics: dict) -> list[Item]:
         metrics[key] = {"median": loss, "expected": chance_loss(10)}
         items.append(reported(key, f"mnist_model({dropout})", loss, 10))
     return items
+
+
+# -- the unit: the models it builds, its run, its facts and figures ---------------------------------------------
+def models(a: Assignment, mnist: bool) -> list[dict]:
+    """circle_model(None) for every seed of the runs, and for the grading's own seed (init_sanity's model)."""
+    return [circle_model_request(f"circle.none.s{s}", s, args=[None]) for s in dict.fromkeys([*a.circle.seeds, a.seed])]
+
+
+def recommended_runs(a: Assignment) -> list[dict]:
+    """circle_model(None) over the seeds (scaled inputs), then on raw inputs: the student's own init."""
+    seeds = a.circle.seeds
+    return [
+        *({"sigma": None, "glorot": False, "seed": s, "raw": False, "grid": s == seeds[0],
+           "key": f"circle.none.s{s}"} for s in seeds),
+        *({"sigma": None, "glorot": False, "seed": s, "raw": True, "grid": False, "key": f"circle.none.s{s}"}
+          for s in seeds),
+    ]  # fmt: skip
+
+
+def _recommended(session: Session) -> Made:
+    runs = recommended_runs(session.assignment)
+    return circle_params(session.assignment, runs), circle_inputs(session), [r["key"] for r in runs]
+
+
+def facts(check: CheckResult) -> list[Fact]:
+    m = check.metrics
+    if "circle_recommended" not in m:
+        return []
+    return [
+        Fact("circle_model(None), median over seeds", number(m["expected"]), number(m["circle_recommended"]["median"]))
+    ]
+
+
+SPEC = CheckSpec(
+    ID, TITLE, ("circle_model",), check, about=ABOUT, models=models,
+    runs=(RunSpec("recommended", "circle_runs", _recommended, needs=("circle_model",)),),
+    facts=facts,
+    figures=(("Loss at init of each submitted classifier against ln(number of classes).", "loss_at_init", {}),),
+)  # fmt: skip

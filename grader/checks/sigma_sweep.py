@@ -4,13 +4,32 @@ model does, the comparison with their recommended init and Glorot, and the data-
 from __future__ import annotations
 
 from grader.assignment import Assignment
-from grader.checks.base import bad_reply_failure, item, not_run, run_failure, scored
-from grader.checks.circle import REGIME_TEXT, CircleRun, circle_runs, majority, median
+from grader.checks.base import CheckSpec, bad_reply_failure, item, not_run, number, run_failure, scored
+from grader.checks.circle import (
+    REGIME_TEXT,
+    CircleRun,
+    circle_inputs,
+    circle_model_request,
+    circle_params,
+    circle_runs,
+    decision_grid,
+    majority,
+    median,
+)
 from grader.checks.prescribed import circle_faults, sigma_fault
-from grader.result import CheckResult, Failure, Item, Series
-from grader.session import BadReply, Session
+from grader.result import CheckResult, Fact, Failure, Item, Series
+from grader.session import BadReply, Made, RunSpec, Session
 
 ID, TITLE = "sigma_sweep", "Part 1: sigma sweep"
+ABOUT = (
+    "Part 1 trains the small 2-6-3-2 network with every weight drawn from N(0, sigma). Too small a sigma leaves "
+    "the activations and gradients tiny, so training idles at the chance level before it takes off; too large a "
+    "sigma makes the network overconfident and kills ReLU units, and training settles on a poor solution. The "
+    "grader trains your own circle_model over a grid of sigmas and several seeds, names the regime of every "
+    "run with a fixed rule, and checks that your three SIGMAS behave as their names say. Scaling the inputs acts "
+    "like scaling the first layer's weights, so your good sigma trained on scaled data shows the same regimes; "
+    "too large a learning rate breaks training another way."
+)
 HINT = (
     "Read the sweep plot in the report: each grid sigma is marked with the regime your own circle_model(sigma) "
     "showed. Pick SIGMAS['small'] where the start is slow but the final accuracy is good, SIGMAS['good'] where "
@@ -194,7 +213,7 @@ def _boundary(name: str, r: CircleRun, session: Session) -> Series:
         name=f"boundary.{name}",
         values=r.grid_prob.tolist(),
         meta={
-            "extent": list(session.grid_extent),
+            "extent": list(decision_grid(session)[1]),
             "sigma": r.spec["sigma"],
             "seed": r.spec["seed"],
             "raw_inputs": r.spec["raw"],
@@ -232,3 +251,80 @@ def _comparisons(session: Session, runs: list[CircleRun], metrics: dict, series:
     for r in scaled:
         if r.grid_prob is not None:
             series.append(_boundary("recommended", r, session))
+
+
+# -- the unit: the models it builds, its run, its facts and figures ---------------------------------------------
+def models(a: Assignment, mnist: bool) -> list[dict]:
+    """circle_model over the sigma grid, for Glorot (re-initialised by the task) and for each SIGMAS label."""
+    c = a.circle
+    out = [circle_model_request(f"circle.g{j}.s{s}", s, args=[sigma]) for j, sigma in enumerate(c.sigma_grid)
+           for s in c.seeds]  # fmt: skip
+    for s in c.seeds:
+        out.append(circle_model_request(f"circle.glorot.s{s}", s, args=[1.0]))
+        out += [circle_model_request(f"circle.{label}.s{s}", s, label=label) for label in ("small", "good", "big")]
+    return out
+
+
+def sweep_runs(a: Assignment, sigmas: dict[str, float] | None) -> list[dict]:
+    """The sigma grid, the student's SIGMAS, Glorot, the good sigma on scaled inputs and with larger learning
+    rates, and on raw inputs, over the seeds."""
+    c = a.circle
+    runs = [{"sigma": s, "label": None, "key": f"circle.g{j}"} for j, s in enumerate(c.sigma_grid)]
+    runs += [{"sigma": v, "label": k, "key": f"circle.{k}"} for k, v in (sigmas or {}).items()]
+    out = [{"sigma": r["sigma"], "glorot": False, "seed": seed, "raw": False,
+            "grid": r["label"] is not None and seed == c.seeds[0], "label": r["label"], "key": f"{r['key']}.s{seed}"}
+           for r in runs for seed in c.seeds]  # fmt: skip
+    out += [{"sigma": 1.0, "glorot": True, "seed": seed, "raw": False, "grid": seed == c.seeds[0], "label": "glorot",
+             "key": f"circle.glorot.s{seed}"} for seed in c.seeds]  # fmt: skip
+    if sigmas and "good" in sigmas:  # the data-scaling sweep and too large a learning rate
+        for seed in c.seeds[: c.probe_seeds]:
+            good = {"sigma": sigmas["good"], "glorot": False, "seed": seed, "raw": False, "grid": False,
+                    "key": f"circle.good.s{seed}"}  # fmt: skip
+            out += [{**good, "label": "scale", "scale": scale} for scale in c.input_scales]
+            out += [{**good, "label": "lr", "lr": lr} for lr in c.large_lrs]
+        out += [{"sigma": sigmas["good"], "glorot": False, "seed": seed, "raw": True, "grid": False,
+                 "label": "good_raw", "key": f"circle.good.s{seed}"} for seed in c.seeds]  # fmt: skip
+    return out
+
+
+def _sweep(session: Session) -> Made:
+    runs = sweep_runs(session.assignment, session.sigmas)
+    return circle_params(session.assignment, runs), circle_inputs(session), [r["key"] for r in runs]
+
+
+def facts(check: CheckResult) -> list[Fact]:
+    m = check.metrics
+    out: list[Fact] = []
+    for key in ("small", "good", "big"):
+        s = m.get(f"sigma_{key}")
+        if s:
+            counts = ", ".join(f"{n} {r}" for r, n in s["regime_counts"].items())
+            out.append(Fact(f"SIGMAS['{key}'] = {s['sigma']:g}", key,
+                            f"{counts}; final accuracy {number(s['final_val_acc'])}"))  # fmt: skip
+    for key, label in (("recommended", "your init (sigma=None)"), ("glorot", "Glorot")):
+        s = m.get(key)
+        if s:
+            out.append(Fact(label, "(reported)", f"{s['regime']}; final accuracy {number(s['final_val_acc'])}"))
+    for key, field, label in (("input_scales", "scale", "SIGMAS['good'], inputs x{:g}"),
+                              ("learning_rates", "lr", "SIGMAS['good'], lr {:g}")):  # fmt: skip
+        for row in m.get(key, []):
+            out.append(Fact(label.format(row[field]), "(reported)",
+                            f"{row['regime']}; final accuracy {number(row['final_val_acc'])}"))  # fmt: skip
+    return out
+
+
+SPEC = CheckSpec(
+    ID, TITLE, ("circle_model",), check, about=ABOUT, models=models,
+    runs=(RunSpec("sweep", "circle_runs", _sweep, needs=("circle_model",)),),
+    facts=facts,
+    figures=(
+        ("The sweep: each grid sigma coloured by the regime most of its seeds showed; your SIGMAS circled.", "sweep",
+         {}),
+        ("Loss curves (first seed) of your three sigmas, your recommended init and Glorot.", "sweep_curves", {}),
+        ("Decision boundaries after training (first seed): P(ring) over the input plane, red for the ring and blue "
+         "for the disc, with the boundary in black.", "boundaries", {}),
+        ("Data scaling: the same models trained on raw, unscaled inputs.", "scaling", {}),
+        ("SIGMAS['good'] on inputs scaled by a factor (the lab's data-scaling experiment) and with larger learning "
+         "rates: the training loss of the first seed, and the regime most seeds showed.", "probes", {}),
+    ),
+)  # fmt: skip

@@ -10,11 +10,18 @@ from __future__ import annotations
 import torch
 
 from grader.assignment import Assignment
-from grader.checks.base import bad_reply_failure, not_run, run_failure
+from grader.checks.base import CheckSpec, bad_reply_failure, not_run, run_failure
 from grader.result import CheckResult, Series
 from grader.session import BadReply, Run, Session
 
 ID, TITLE = "training_diagnostics", "Training diagnostics (makemore)"
+ABOUT = (
+    "The four diagnostics of the makemore lecture for the image models at init and after training, taken in eval "
+    "mode (the dropout model with dropout off): histograms of activations and "
+    "of their gradients per layer (with the share of dead ReLU units), the ratio of each weight's gradient to "
+    "its values, and the size of each update relative to the weights over training, where about 1e-3 "
+    "(-3 in log10) is a healthy rule of thumb. Reported, not scored."
+)
 BINS = 50
 
 
@@ -115,3 +122,18 @@ def check(session: Session, a: Assignment) -> CheckResult:
         metrics=metrics,
         series=series,
     )
+
+
+# it reads the dropout check's two MNIST runs, which record the diagnostics at init and after training
+SPEC = CheckSpec(
+    ID, TITLE, ("mnist_model",), check, about=ABOUT,
+    figures=(
+        ("mnist_model(False) at init: activations, gradients and gradient:data ratios.", "diagnostics",
+         {"variant": "without_dropout", "when": "init"}),
+        ("mnist_model(False) after training: the four diagnostics.", "diagnostics", {"variant": "without_dropout"}),
+        ("mnist_model(True) at init, in eval mode (dropout off): activations, gradients and gradient:data ratios.",
+         "diagnostics", {"variant": "with_dropout", "when": "init"}),
+        ("mnist_model(True) after training, in eval mode: the four diagnostics.", "diagnostics",
+         {"variant": "with_dropout"}),
+    ),
+)  # fmt: skip

@@ -51,14 +51,16 @@ def test_two_processes_draw_the_same_figures_as_one(reference_fast):
 
 def test_a_failing_drawing_process_is_replaced_by_this_one(reference_fast, monkeypatch):
     parent = os.getpid()
-    draw = plots.FIGURES["sigma_sweep"][0]
+    first = reference_fast.check("sigma_sweep").figures[0].draw  # the second figure of all: the forked copy's
+    original = plots.DRAWERS[first]
 
-    def only_here(check):
+    def only_here(check, **options):
         if os.getpid() != parent:
             raise RuntimeError("the forked copy fails")
-        return draw[1](check)
+        return original(check, **options)
 
-    monkeypatch.setitem(plots.FIGURES, "sigma_sweep", [(draw[0], only_here), *plots.FIGURES["sigma_sweep"][1:]])
+    monkeypatch.setitem(plots.DRAWERS, first, only_here)
+    monkeypatch.setitem(plots.DRAWERS, "loss_at_init", only_here)  # the first of all: this process draws it
     drawn = plots.all_figures(reference_fast.checks, processes=2)
     assert drawn == plots.all_figures(reference_fast.checks, processes=1)
 
@@ -162,13 +164,26 @@ def test_labels_too_long_for_the_estimate_fall_back_to_measured_layout():
 def test_a_figure_that_fails_on_odd_data_is_left_out_of_the_report(reference_fast, monkeypatch):
     """Odd metrics or series (a stored result of another version, values nobody expected) cost the figure that
     cannot draw them, not the report; it fails in the forked copy and again here, and is then left out."""
-    draw = plots.FIGURES["sigma_sweep"][0]
+    check = reference_fast.check("sigma_sweep")
+    first = check.figures[0]
 
-    def fails(check):
+    def fails(check, **options):
         raise ZeroDivisionError("odd data")
 
-    monkeypatch.setitem(plots.FIGURES, "sigma_sweep", [(draw[0], fails), *plots.FIGURES["sigma_sweep"][1:]])
+    monkeypatch.setitem(plots.DRAWERS, first.draw, fails)
     for processes in (1, 2):
         drawn = plots.all_figures(reference_fast.checks, processes=processes)
         sweep = drawn[[c.id for c in reference_fast.checks].index("sigma_sweep")]
-        assert draw[0] not in [caption for caption, _ in sweep] and len(sweep) == len(plots.FIGURES["sigma_sweep"]) - 1
+        assert first.caption not in [caption for caption, _ in sweep] and len(sweep) == len(check.figures) - 1
+
+
+def test_a_stored_result_names_only_the_drawing_functions_of_the_report(reference_fast):
+    """A result file names its figures; a name that is not one of reports.plots' drawing functions draws nothing
+    (a stored result is data: nothing else in the module is reached by name)."""
+    check = reference_fast.check("sigma_sweep")
+    assert {f.draw for c in reference_fast.checks for f in c.figures} <= set(plots.DRAWERS)
+    names = ["svg", "_layout", "os", "sweep"]
+    figures = [f.model_copy(update={"draw": name}) for f, name in zip(check.figures, names, strict=False)]
+    odd = check.model_copy(update={"figures": figures})
+    drawn = plots.all_figures([odd], processes=1)[0]
+    assert [caption for caption, _ in drawn] == [check.figures[3].caption]
