@@ -358,6 +358,25 @@ def probes(check: CheckResult) -> str | None:
     return svg(fig)
 
 
+def zero_init(check: CheckResult) -> str | None:
+    """makemore E01: the largest change of each parameter of the all-zero circle model over training."""
+    m = check.metrics.get("zero_init")
+    if not m or not m.get("moved"):
+        return None
+    names, moved = list(m["moved"]), [float(v) for v in m["moved"].values()]
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.28 * len(names) + 0.9))
+    ys = list(range(len(names)))
+    ax.barh(ys, moved, color=["C3" if v > 0 else "0.6" for v in moved])
+    top = max([v for v in moved if math.isfinite(v)], default=0.0) or 1.0
+    for y, v in zip(ys, moved, strict=True):
+        ax.text(min(v, top) + top * 0.01, y, f"{v:.3g}" if v else "0: unchanged", va="center", fontsize=7)
+    ax.set_yticks(ys, names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, top * 1.3)
+    ax.set_xlabel(f"largest |change| of the parameter over {m.get('steps', '')} SGD steps")
+    return svg(fig)
+
+
 def activations(check: CheckResult) -> str | None:
     inits = [i for i in ("normal", "xavier", "kaiming") if series(check, f"{i}.abs_mean") is not None]
     if not inits:
@@ -520,7 +539,7 @@ Captioned = tuple[str, str]  # (caption, svg)
 DRAWERS: dict[str, Callable[..., str | None]] = {
     f.__name__: f
     for f in (loss_at_init, sweep, sweep_curves, boundaries, scaling, probes, activations, activation_abs,
-              dropout_curves, mc_ensemble, fold, diagnostics)
+              dropout_curves, mc_ensemble, fold, diagnostics, zero_init)
 }  # fmt: skip
 
 

@@ -109,7 +109,9 @@ def zero_init_item(run: Run, a: Assignment, labels: torch.Tensor) -> tuple[Item,
     changed = [n for n in names if bool((final[n] != init[n]).any())]
     accuracy = float((logits.argmax(-1) == labels).double().mean())
     majority = float(torch.bincount(labels, minlength=2).max()) / len(labels)
+    moved = {n: float((final[n] - init[n]).abs().max()) if final[n].numel() else 0.0 for n in names}
     metrics = {
+        "moved": moved,  # the largest change of each parameter over training
         "changed": changed,
         "output_bias": output_bias,
         "accuracy": accuracy,
@@ -248,4 +250,7 @@ def facts(check: CheckResult) -> list[Fact]:
 SPEC = CheckSpec(
     ID, TITLE, (), check, about=ABOUT, models=models, runs=(RunSpec("sanity", "init_sanity", _sanity, each=True),),
     facts=facts,
+    figures=(("makemore E01 on your network: how far each parameter of circle_model(0.0) moved in training (the "
+              "largest change of any of its values); from all zeros only the output bias can learn.", "zero_init",
+              {}),),
 )  # fmt: skip
