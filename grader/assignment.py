@@ -29,6 +29,9 @@ class LimitsConfig(_Strict):
     grading_cpu_factor: float = Field(default=2, ge=1)
     #: CPU seconds each task of the reference solution took (one thread; `grader calibrate` measures them).
     reference_cpu_seconds: dict[str, float] = Field(default_factory=dict)
+    #: tasks that cost the reference less than this share a child (one torch import, ~1.3 s, instead of one each);
+    #: 0: every task in a child of its own (`grader calibrate` measures them so)
+    bundle_below: float = Field(default=6.0, ge=0)
 
     def cpu_budget(self, task: str, threads: int = 1) -> float:
         """The task's CPU budget; a task without a reference cost gets the largest one."""

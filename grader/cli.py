@@ -106,7 +106,7 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     try:
         assignment = load_assignment(args.assignment)
         measuring = assignment.model_copy(  # budgets that no reference solution reaches while it is measured
-            update={"limits": assignment.limits.model_copy(update={"min_cpu_seconds": 3600.0})}
+            update={"limits": assignment.limits.model_copy(update={"min_cpu_seconds": 3600.0, "bundle_below": 0.0})}
         )
         result = grade(args.file, measuring, device=args.device, data_dir=args.data_dir, workers=2, cpus=2)
     except (AssignmentError, GradingError, ValueError) as e:

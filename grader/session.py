@@ -4,6 +4,7 @@ data of the runs it needs. Nothing here knows a particular check."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -87,6 +88,51 @@ class RunSpec:
     each: bool = False  # run on the models that were built even where others failed (Session.start)
 
 
+@dataclass
+class _Part:
+    """A run ready to go to a child: its params and arrays, or the failure of a model it needs."""
+
+    name: str
+    task: str
+    params: dict
+    arrays: dict[str, np.ndarray]  # its inputs and its models' tensors (key/name)
+    failed: SandboxFailure | None
+    inputs: frozenset[str] = frozenset()  # which arrays are its inputs
+
+
+def _failed_reply(failure: SandboxFailure | None) -> SandboxReply:
+    return SandboxReply(ok=False, meta={}, tensors={}, failure=failure, log_tail="", wall_seconds=0.0)
+
+
+def _part_reply(reply: SandboxReply, name: str) -> SandboxReply:
+    """One part's reply out of a bundle's: its meta and its tensors, or its own failure, or the bundle's."""
+    if not reply.ok:
+        return reply
+    part = reply.meta.get("parts", {}).get(name) if isinstance(reply.meta.get("parts"), dict) else None
+    if not isinstance(part, dict):
+        failure = SandboxFailure(kind="grader_error", message=f"The grader's {name} task sent no reply.")
+        return dataclasses.replace(reply, ok=False, meta={}, tensors={}, failure=failure)
+    if part.get("ok") is not True:
+        kind = part.get("kind") if part.get("kind") in ("contract", "grader_error") else "grader_error"
+        failure = SandboxFailure(kind=kind, message=str(part.get("message", ""))[:2000])
+        return dataclasses.replace(reply, ok=False, meta={}, tensors={}, failure=failure)
+    prefix = f"out-{name}/"
+    tensors = {k.removeprefix(prefix): v for k, v in reply.tensors.items() if k.startswith(prefix)}
+    meta = part.get("meta") if isinstance(part.get("meta"), dict) else {}
+    return dataclasses.replace(reply, meta=meta, tensors=tensors)
+
+
+def bundle_limits(config: LimitsConfig, names: list[str], threads: int) -> Limits:
+    """The limits of a child that runs several small tasks one after the other: their budgets added up."""
+    return Limits(
+        wall_seconds=sum(config.wall_budget(n, threads) for n in names),
+        cpu_seconds=sum(config.cpu_budget(n, threads) for n in names),
+        idle_seconds=config.idle_seconds,
+        memory_mb=config.memory_mb,
+        processes=config.processes,
+    )
+
+
 def task_limits(config: LimitsConfig, task: str, threads: int) -> Limits:
     """The sandbox limits of one task (named as in Session.start, or "build"), its budgets from its reference cost."""
     return Limits(
@@ -149,7 +195,8 @@ class Session:
         self.names, self.sigmas, self.device, self.threads = names, sigmas, device, threads
         self.hidden_paths, self.on_progress, self.group = hidden_paths, on_progress, group
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox")
-        self._futures: dict[str, Future[Run]] = {}
+        self._futures: dict[str, Future[dict[str, Run]]] = {}  # run name -> its child's runs
+        self._jobs: list[Run] = []  # each child that ran, as it ran (for the result's timings)
         self._memo: dict[str, object] = {}
         self._t0: float | None = None
 
@@ -166,6 +213,11 @@ class Session:
         """Queue one trusted task on the captured models `keys`; `on_progress(name, fraction)` follows it until it
         ends (fraction 1). A model whose build failed fails the run with that failure, without running it; with
         `each`, the task runs on the others and finds the failed ones in params["failed"] (key -> message)."""
+        self._submit([self._prepare(name, task, params, inputs, keys, each)])
+
+    def _prepare(
+        self, name: str, task: str, params: dict, inputs: dict[str, torch.Tensor], keys: list[str], each: bool
+    ) -> _Part:
         arrays = {k: v.detach().cpu().contiguous().numpy() for k, v in inputs.items()}
         keys = list(dict.fromkeys(keys))
         params = {**params, "device": self.device}
@@ -174,9 +226,6 @@ class Session:
             if len(failed_keys) < len(keys):
                 params["failed"] = {k: f.message for k, f in failed_keys.items()}
                 keys = [k for k in keys if k not in failed_keys]
-        if self._t0 is None:
-            self._t0 = time.monotonic()
-        t0 = self._t0
         failed = next((self.built.failures[k] for k in keys if k in self.built.failures), None)
         if failed is None:
             missing = [k for k in keys if k not in self.built.graphs]
@@ -187,22 +236,52 @@ class Session:
             params["shown"] = {k: self.built.shown(k) for k in keys}
             for k in keys:
                 arrays |= {f"{k}/{n}": a for n, a in self.built.tensors[k].items()}
+        return _Part(name, task, params, arrays, failed, frozenset(inputs))
 
-        def job() -> Run:
+    def _submit(self, parts: list[_Part]) -> None:
+        """Queue one sandboxed child for `parts`: one task, or several small ones run one after the other in
+        the same child (the `bundle` task: one torch import instead of one each). A part whose models failed to
+        build gets its failure without running."""
+        if self._t0 is None:
+            self._t0 = time.monotonic()
+        t0, config = self._t0, self.assignment.limits
+        ready = [p for p in parts if p.failed is None]
+        label = "+".join(p.name for p in ready)
+
+        def job() -> dict[str, Run]:
             started = time.monotonic() - t0
-            if failed is not None:
-                reply = SandboxReply(ok=False, meta={}, tensors={}, failure=failed, log_tail="", wall_seconds=0.0)
-            else:
+            runs = {p.name: Run(p.name, p.task, p.params, _failed_reply(p.failed), started) for p in parts if p.failed}
+            progress = lambda done, total: self.on_progress(label, done / total)  # noqa: E731
+            if len(ready) == 1:
+                p = ready[0]
                 reply = run_task(
-                    None, task, params=params, inputs=arrays, device=self.device, group=self.group,
-                    limits=task_limits(self.assignment.limits, name, self.threads),
-                    threads=self.threads, hidden_paths=self.hidden_paths,
-                    progress=lambda done, total: self.on_progress(name, done / total),
+                    None, p.task, params=p.params, inputs=p.arrays, device=self.device, group=self.group,
+                    limits=task_limits(config, p.name, self.threads), threads=self.threads,
+                    hidden_paths=self.hidden_paths, progress=progress,
                 )  # fmt: skip
-            self.on_progress(name, 1.0)
-            return Run(name, task, params, reply, started)
+                runs[p.name] = Run(p.name, p.task, p.params, reply, started)
+                self._jobs.append(Run(p.name, p.task, p.params, reply, started))
+            elif ready:
+                arrays: dict[str, np.ndarray] = {}
+                for p in ready:  # the models' tensors once (key/name), each part's own inputs as in-PART/name
+                    arrays |= {k: a for k, a in p.arrays.items() if k not in p.inputs}
+                    arrays |= {f"in-{p.name}/{k}": a for k, a in p.arrays.items() if k in p.inputs}
+                params = {"parts": [{"name": p.name, "task": p.task, "params": p.params} for p in ready],
+                          "device": self.device}  # fmt: skip
+                reply = run_task(
+                    None, "bundle", params=params, inputs=arrays, device=self.device, group=self.group,
+                    limits=bundle_limits(config, [p.name for p in ready], self.threads), threads=self.threads,
+                    hidden_paths=self.hidden_paths, progress=progress,
+                )  # fmt: skip
+                runs |= {p.name: Run(p.name, p.task, p.params, _part_reply(reply, p.name), started) for p in ready}
+                self._jobs.append(Run(label, "bundle", params, reply, started))
+            if ready:
+                self.on_progress(label, 1.0)
+            return runs
 
-        self._futures[name] = self._pool.submit(job)
+        future = self._pool.submit(job)
+        for p in parts:
+            self._futures[p.name] = future
 
     def _failure_of(self, key: str) -> SandboxFailure | None:
         if key in self.built.failures:
@@ -213,27 +292,39 @@ class Session:
 
     def start_all(self, runs: Iterable[RunSpec]) -> list[str]:
         """Queue every run whose contract names exist (each name once), the costliest first (by the reference
-        solution's CPU time), so that the long ones do not start last; returns the names started."""
+        solution's CPU time), so that the long ones do not start last; returns the names started. The runs that
+        cost the reference less than `limits.bundle_below` CPU seconds share two children (one torch import each
+        instead of one per run), split so that the two take about as long."""
         has = {n for n, kind in self.names.items() if kind == "function"}
         unique = {spec.name: spec for spec in runs}
-        cost = self.assignment.limits.reference_cpu_seconds
+        limits = self.assignment.limits
+        cost = limits.reference_cpu_seconds
+        small: list[list[_Part]] = [[], []]
         for spec in sorted(unique.values(), key=lambda r: -cost.get(r.name, 0.0)):
             if not set(spec.needs) <= has or (spec.mnist and self.mnist_data is None):
                 continue
             made = spec.make(self)
-            if made is not None:
-                self.start(spec.name, spec.task, *made, each=spec.each)
+            if made is None:
+                continue
+            part = self._prepare(spec.name, spec.task, *made, each=spec.each)
+            if spec.name in cost and cost[spec.name] < limits.bundle_below:
+                min(small, key=lambda b: sum(cost[p.name] for p in b)).append(part)  # the lighter child
+            else:
+                self._submit([part])
+        for parts in small:
+            if parts:
+                self._submit(parts)
         return list(self._futures)
 
     def run(self, name: str) -> Run | None:
         """The finished run, or None when it was never started (its contract name is missing)."""
         future = self._futures.get(name)
-        return future.result() if future is not None else None
+        return future.result()[name] if future is not None else None
 
     def finished(self) -> list[Run]:
-        """The runs that ended with a reply, in the order they were started (a job that raised is its check's
-        error, reported there)."""
-        return [f.result() for f in self._futures.values() if f.done() and not f.cancelled() and not f.exception()]
+        """The sandboxed children that ended with a reply, in the order they started: a run of its own, or a
+        bundle of small runs under their names joined by "+" (a job that raised is its check's error)."""
+        return list(self._jobs)
 
     def memo(self, key: str, compute: Callable[[], object]) -> object:
         """Analyses shared by several checks (e.g. the circle runs) are computed once."""

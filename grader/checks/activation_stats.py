@@ -18,6 +18,7 @@ from grader.checks.base import CheckSpec, bad_reply_failure, item, not_run, numb
 from grader.data import circle_sample
 from grader.result import CheckResult, Fact, Item, Series
 from grader.session import BadReply, Made, Run, RunSpec, Session
+from grader.tasks.lab import LAYER_STATS
 
 ID, TITLE = "activation_stats", "Part 2: activation statistics of a deep net"
 ABOUT = (
@@ -97,15 +98,16 @@ def rms(t: torch.Tensor) -> float:
 
 def analyse(run: Run, init: str, x: torch.Tensor, cotangent: torch.Tensor) -> dict:
     n = x.shape[0]
-    layers = run.count(f"{init}.z")
+    stats = run.tensor(f"{init}.stats", (None, len(LAYER_STATS)), finite=False)  # one row per layer
+    layers = stats.shape[0]
     if layers < 3:
         raise BadReply(f"deep_model('{init}') ran {layers} Linear layers; the lab asks for 20")
-    z = [run.tensor(f"{init}.z{k}", (n, None), finite=False) for k in range(layers)]
-    dz = [run.tensor(f"{init}.dz{k}", tuple(z[k].shape), finite=False) for k in range(layers)]
-    w = [run.tensor(f"{init}.w{k}", (z[k].shape[1], None)) for k in range(layers)]
+    w = [run.tensor(f"{init}.w{k}", (None, None)) for k in range(layers)]
     biases = [run.tensor(f"{init}.b{k}") for k in range(layers) if run.has(f"{init}.b{k}")]
-    if tuple(z[-1].shape) != (n, 2):
+    if w[-1].shape[0] != 2 or not run.has(f"{init}.logits"):
         raise BadReply(f"deep_model('{init}') must output 2 logits per point")
+    run.tensor(f"{init}.logits", (n, 2), finite=False)
+    column = {name: stats[:, j].tolist() for j, name in enumerate(LAYER_STATS)}
     shapes = [(wk.shape[0], wk.shape[1]) for wk in w]  # (fan_out, fan_in)
     for k, (fan_out, fan_in) in enumerate(shapes):
         if fan_in == 0 or fan_out == 0:
@@ -127,19 +129,18 @@ def analyse(run: Run, init: str, x: torch.Tensor, cotangent: torch.Tensor) -> di
     for k in range(layers - 2, -1, -1):
         fan_out, fan_in = shapes[k + 1]
         exp_bwd[k] = math.sqrt(fan_out * expected_variance(init, fan_in, fan_out) * exp_bwd[k + 1] ** 2 / 2)
-    fwd = [rms(t) for t in z]
-    bwd = [rms(t) for t in dz]
+    fwd, bwd = column["rms"], column["grad_rms"]
     stds = [float(t.std()) for t in w]
     name, distance = identify(shapes, stds)
     return {
         "init": init,
         "layers": layers,
-        "abs_mean": [float(t.abs().mean()) for t in z],
-        "abs_std": [float(t.abs().std()) for t in z],
+        "abs_mean": column["abs_mean"],
+        "abs_std": column["abs_std"],
         "rms": fwd,
         "expected_rms": exp_fwd,
-        "grad_abs_mean": [float(t.abs().mean()) for t in dz],
-        "grad_abs_std": [float(t.abs().std()) for t in dz],
+        "grad_abs_mean": column["grad_abs_mean"],
+        "grad_abs_std": column["grad_abs_std"],
         "grad_rms": bwd,
         "expected_grad_rms": exp_bwd,
         "weight_std": stds,

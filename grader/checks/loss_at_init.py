@@ -166,9 +166,8 @@ def _reported_items(session: Session, metrics: dict) -> list[Item]:
     if deep is not None and deep.failure is None:
         for init in ("normal", "xavier", "kaiming"):
             try:
-                last = deep.count(f"{init}.z") - 1
                 labels = deep_inputs(session).y
-                logits = deep.tensor(f"{init}.z{last}", (len(labels), 2), finite=False)
+                logits = deep.tensor(f"{init}.logits", (len(labels), 2), finite=False)
             except BadReply:
                 continue
             loss = cross_entropy(logits, labels)

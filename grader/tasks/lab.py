@@ -27,9 +27,14 @@ from grader.sandbox.protocol import PROGRESS_FD, ContractError
 Tensors = dict[str, torch.Tensor]
 
 
+_SPAN = [0.0, 1.0]  # the share of the child's work the running task stands for (a part of a bundle: less)
+
+
 def report_progress(done: int, total: int) -> None:
     """Tell the grading side how far the task is (a fixed-width line over the last one, in the progress file the
     parent opened). Display only: a student who breaks this only loses their progress bar."""
+    if _SPAN != [0.0, 1.0] and total > 0:
+        done, total = round(1000 * (_SPAN[0] + (_SPAN[1] - _SPAN[0]) * min(done / total, 1.0))), 1000
     with suppress(OSError):
         os.pwrite(PROGRESS_FD, f"{done} {total}".ljust(31).encode() + b"\n", 0)
 
@@ -218,9 +223,28 @@ def _circle_runs_loop(models: Models, params: dict, inputs: Tensors) -> Tensors:
     return out
 
 
+#: what `layer_stats` measures of a linear layer's output z and of the gradient reaching it, in this order
+LAYER_STATS = ("rms", "abs_mean", "abs_std", "grad_rms", "grad_abs_mean", "grad_abs_std")
+
+
+def layer_stats(z: torch.Tensor, grad: torch.Tensor | None) -> torch.Tensor:
+    """Part 2's statistics of one layer's output over the sample, in float64 (NaN for a missing gradient): the
+    parent gets these, not the 2048 x 100 values of every layer (20 layers, three inits, and their gradients
+    would be 100 MB to write and read back)."""
+
+    def three(t: torch.Tensor | None) -> list[torch.Tensor]:
+        if t is None:
+            return [torch.tensor(math.nan, dtype=torch.float64)] * 3
+        t = t.detach().double()
+        return [t.pow(2).mean().sqrt(), t.abs().mean(), t.abs().std()]
+
+    return torch.stack([*three(z), *three(grad)])
+
+
 def deep_stats(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
     """Part 2: for each init, one forward pass of the untrained deep net on a large sample and one backward
-    pass of the parent's random cotangent; returns every Linear layer's output, its gradient, and its weights."""
+    pass of the parent's random cotangent; returns the statistics of every Linear layer's output and of its
+    gradient (LAYER_STATS), the logits, and every layer's weights and bias."""
     x, cotangent = inputs["x"], inputs["cotangent"]
     out: Tensors = {}
     meta: dict[str, Any] = {}
@@ -235,10 +259,11 @@ def deep_stats(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Ten
             logits.backward(cotangent)
         if not trace.units:
             raise ContractError(f"deep_model({init!r}) must be built from nn.Linear layers; none was called.")
+        out[f"{init}.stats"] = torch.stack(
+            [layer_stats(trace.outputs[k], trace.output_grads.get(k)) for k in range(len(trace.units))]
+        )
+        out[f"{init}.logits"] = trace.outputs[-1].detach()
         for k, unit in enumerate(trace.units):
-            out[f"{init}.z{k}"] = trace.outputs[k]
-            if k in trace.output_grads:
-                out[f"{init}.dz{k}"] = trace.output_grads[k]
             out[f"{init}.w{k}"] = model.weight(unit).detach()
             bias = model.bias(unit)
             if bias is not None:
@@ -458,7 +483,48 @@ _SHAPE_OPS = {
 }  # fmt: skip
 
 
+def bundle(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
+    """Several small tasks in one child, one after the other (one torch import for all): params["parts"] lists
+    {name, task, params}; a part's own inputs come as "in-NAME/input" and its outputs go as "out-NAME/output", the
+    models' tensors as they are. A part that fails reports its failure in meta["parts"][name] and the others still
+    run; a resource limit ends them all."""
+    from grader.graph.schema import GraphError
+
+    meta: dict[str, Any] = {"parts": {}}
+    out: Tensors = {}
+    parts = params["parts"]
+    for i, part in enumerate(parts):
+        name, prefix = str(part["name"]), f"in-{part['name']}/"
+        sub = {**params, **part["params"]}
+        sub.pop("parts", None)
+        own = {k.removeprefix(prefix): v for k, v in inputs.items() if k.startswith(prefix)}
+        _SPAN[:] = [i / len(parts), (i + 1) / len(parts)]
+        try:
+            m, t = TASKS[part["task"]](Models(sub, inputs), sub, {**inputs, **own})
+        except (MemoryError, RecursionError, OSError):
+            raise  # a limit of the whole child: the parent reports it for every part
+        except (ContractError, GraphError) as e:
+            text = str(e) if isinstance(e, ContractError) else f"Your model {e}"
+            meta["parts"][name] = {"ok": False, "kind": "contract", "message": text[:2000]}
+            continue
+        except Exception as e:
+            import traceback
+
+            traceback.print_exc()  # the grader's own error: its traceback goes to the job's log
+            meta["parts"][name] = {"ok": False, "kind": "grader_error", "message": (
+                f"The grader failed while running its {name} task on your rebuilt model ({type(e).__name__}: "
+                f"{str(e)[:300]}). Your other checks are scored as usual; tell your instructor, who can regrade it."
+            )}  # fmt: skip
+            continue
+        finally:
+            _SPAN[:] = [0.0, 1.0]
+        meta["parts"][name] = {"ok": True, "meta": m}
+        out |= {f"out-{name}/{k}": v for k, v in t.items()}
+    return meta, out
+
+
 TASKS: dict[str, Callable[[Models, dict, Tensors], tuple[dict, Tensors]]] = {
+    "bundle": bundle,
     "circle_runs": circle_runs,
     "deep_stats": deep_stats,
     "mnist_train": mnist_train,

@@ -12,6 +12,7 @@ from grader.assignment import load_assignment
 from grader.checks.activation_stats import CANDIDATES, analyse, identify, judge
 from grader.sandbox import SandboxReply
 from grader.session import Run
+from grader.tasks.lab import layer_stats
 
 WIDTHS = [2] + [100] * 19 + [2]
 
@@ -38,13 +39,10 @@ def reply_for(model: nn.Sequential, init: str, x: torch.Tensor, g: torch.Tensor)
             h.retain_grad()
             outs.append((layer, h))
     h.backward(g)
-    for k, (layer, z) in enumerate(outs):
-        tensors |= {
-            f"{init}.z{k}": z.detach().numpy(),
-            f"{init}.dz{k}": z.grad.numpy(),
-            f"{init}.w{k}": layer.weight.detach().numpy(),
-            f"{init}.b{k}": layer.bias.detach().numpy(),
-        }
+    tensors[f"{init}.stats"] = torch.stack([layer_stats(z, z.grad) for _, z in outs]).numpy()
+    tensors[f"{init}.logits"] = outs[-1][1].detach().numpy()
+    for k, (layer, _) in enumerate(outs):
+        tensors |= {f"{init}.w{k}": layer.weight.detach().numpy(), f"{init}.b{k}": layer.bias.detach().numpy()}
     reply = SandboxReply(ok=True, meta={}, tensors=tensors, failure=None, log_tail="", wall_seconds=0.0)
     return Run("deep", "deep_stats", {}, reply)
 
