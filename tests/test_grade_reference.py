@@ -32,12 +32,15 @@ def test_reference_full_marks_fast(reference_fast):
     assert {c.id for c in r.checks if c.facts} >= {"loss_at_init", "sigma_sweep", "activation_stats", "dropout",
                                                     "init_sanity", "fold_batchnorm"}  # fmt: skip
     assert r.isolation.method == "bubblewrap" and r.isolation.network_isolated
+    # each sandboxed child: the build, the two MNIST trainings, and the small tasks two bundles share
     names = {"build", "sweep", "recommended", "deep", "mnist_dropout", "mnist_plain", "sanity", "fold"}
-    assert {run.name for run in r.runs} == names
+    assert {part for run in r.runs for part in run.name.split("+")} == names
+    assert {run.task for run in r.runs if "+" in run.name} == {"bundle"} and len(r.runs) == 5
     assert all(run.ok and run.seconds > 0 for run in r.runs)
-    if r.isolation.cgroup:  # the kernel counted each task's CPU time, and every task stayed within its budget
+    if r.isolation.cgroup:  # the kernel counted each child's CPU time, and every child stayed within its budget
         limits = load_assignment().limits
-        assert all(0 < run.cpu_seconds < limits.cpu_budget(run.name) for run in r.runs), r.runs
+        budget = {run.name: sum(limits.cpu_budget(part) for part in run.name.split("+")) for run in r.runs}
+        assert all(0 < run.cpu_seconds < budget[run.name] for run in r.runs), r.runs
     assert [d.name for d in r.datasets] == ["circle", "fashion-mnist"]
 
 
