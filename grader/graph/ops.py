@@ -2,8 +2,9 @@
 
 Operations are named as the capture sees them: ``F.<name>`` (torch.nn.functional), ``torch.<name>`` and
 ``Tensor.<name>`` (methods and attributes such as ``Tensor.T``). In-place forms (``relu_``, ``add_``,
-``__iadd__``, ``inplace=True``) run out of place on the trusted side, and one that writes a buffer of the model
-(running statistics) copies its result into the buffer; ``empty``/``empty_like`` give zeros. The list
+``__iadd__``, ``inplace=True``, ``copy_``, ``lerp_``) run out of place on the trusted side, and one that writes a
+buffer of the model (running statistics) copies its result into the buffer, as does a buffer that forward
+reassigns (``self.running_mean = ...``, a program's ``assign``); ``empty``/``empty_like`` give zeros. The list
 is broad enough for every honest way of writing the lab's models (layers or functional calls, hand-written
 dropout with random masks, batch norm by hand or as a layer); anything else fails with the message in ``HINTS``
 or a general one.
@@ -94,6 +95,28 @@ def _t(x: torch.Tensor) -> torch.Tensor:
     return x.t()
 
 
+def _copy(x: torch.Tensor, src: Any) -> torch.Tensor:
+    """x.copy_(src) out of place: src in x's shape and dtype (what copy_ leaves in x)."""
+    return torch.as_tensor(src, device=x.device).to(x.dtype).expand_as(x).clone()
+
+
+def _batch_norm(
+    input: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    training: bool = False,
+    momentum: Any = 0.1,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """F.batch_norm whose momentum may be a value of the graph: nn.BatchNorm1d(momentum=None) averages its running
+    statistics over all batches, with the momentum 1 / num_batches_tracked, which the capture records as one."""
+    if isinstance(momentum, torch.Tensor):
+        momentum = float(momentum)
+    return F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
 _BINARY = {
     "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div, "pow": torch.pow,
     "gt": torch.gt, "lt": torch.lt, "ge": torch.ge, "le": torch.le, "eq": torch.eq, "ne": torch.ne,
@@ -116,7 +139,7 @@ _METHODS = {
     "sum": torch.sum, "var": torch.var, "std": torch.std, "softmax": torch.softmax,
     "log_softmax": torch.log_softmax, "masked_fill": torch.Tensor.masked_fill, "mm": torch.mm,
     "addmm": torch.addmm, "where": torch.where, "to": _to, "__getitem__": _getitem, "max": torch.max,
-    "min": torch.min, "amax": torch.amax, "amin": torch.amin, "norm": torch.norm,
+    "min": torch.min, "amax": torch.amax, "amin": torch.amin, "norm": torch.norm, "lerp": torch.lerp,
 }  # fmt: skip
 
 OPS: dict[str, Op] = {}
@@ -139,7 +162,8 @@ OPS.update(
         "torch.rand": torch.rand, "torch.randn": torch.randn, "torch.ones": torch.ones, "torch.zeros": torch.zeros,
         "torch.empty": torch.zeros, "torch.full": torch.full, "torch.tensor": torch.tensor,
         "torch.dropout": torch.dropout,
-        "F.linear": F.linear, "F.relu": F.relu, "F.dropout": F.dropout, "F.batch_norm": F.batch_norm,
+        "Tensor.copy": _copy,  # only as copy_ (there is no Tensor.copy): x.copy_(src) writes src into x
+        "F.linear": F.linear, "F.relu": F.relu, "F.dropout": F.dropout, "F.batch_norm": _batch_norm,
         "F.layer_norm": F.layer_norm, "F.tanh": torch.tanh, "F.sigmoid": torch.sigmoid, "F.softmax": F.softmax,
         "F.log_softmax": F.log_softmax, "F.leaky_relu": F.leaky_relu, "F.gelu": F.gelu, "F.elu": F.elu,
         "F.silu": F.silu, "F.softplus": F.softplus, "F.hardtanh": F.hardtanh, "F.relu6": F.relu6,
@@ -201,17 +225,28 @@ def in_place(name: str) -> bool:
     return canonical(name) != name
 
 
+#: Operations whose result shares the memory of their argument, so that an in-place call on it writes the argument.
+_ALIASES = frozenset({"Tensor.data", "Tensor.detach", "torch.detach"})
+
+
 def buffer_writes(calls: list[tuple[str, Any]], buffers: set[str]) -> dict[int, str]:
     """The calls that write one of the model's buffers in place (running statistics kept by hand, batch norm's
     count of batches), as {value: buffer name}; ``calls`` are (operation, first argument) in program order, values
-    from 1. A call writes a buffer when its first argument is the buffer or a value an earlier write returned."""
+    from 1. A call writes a buffer when its first argument is the buffer, a value an earlier write returned, or the
+    buffer's ``.data`` or ``.detach()`` (which share its memory: ``self.running_mean.data.mul_(0.9)``)."""
     writes: dict[int, str] = {}
+    aliases: dict[int, str] = {}
     for value, (name, first) in enumerate(calls, start=1):
-        if not in_place(name) or not isinstance(first, dict):
+        if not isinstance(first, dict):
             continue
-        target = first.get("p") if first.get("p") in buffers else writes.get(first.get("v"))  # type: ignore[arg-type]
-        if target is not None:
+        target = first.get("p") if first.get("p") in buffers else None
+        target = target or writes.get(first.get("v")) or aliases.get(first.get("v"))  # type: ignore[arg-type]
+        if target is None:
+            continue
+        if in_place(name):
             writes[value] = target
+        elif name in _ALIASES:
+            aliases[value] = target
     return writes
 
 

@@ -52,6 +52,7 @@ class _Compiled:
     steps: list[_Step]
     output: int
     units: list[LinearUnit] = field(default_factory=list)
+    assign: dict[str, int] = field(default_factory=dict)  # buffer -> the value forward reassigns it to
 
 
 class GraphModel(nn.Module):
@@ -109,7 +110,7 @@ class GraphModel(nn.Module):
             steps[value - 1].writes = name
         _find_units(nodes, steps, self, program.output)
         units = [s.unit for s in steps if s.unit is not None]
-        return _Compiled(steps, program.output, units)  # type: ignore[arg-type]
+        return _Compiled(steps, program.output, units, dict(program.assign))  # type: ignore[arg-type]
 
     def _step(self, node: Node) -> _Step:
         name = ops.canonical(node.op)
@@ -188,10 +189,24 @@ class GraphModel(nn.Module):
                         self.tensor(step.writes).copy_(values[-1])
             except (RuntimeError, TypeError, ValueError, IndexError) as e:
                 raise GraphError(f"{step.op} failed when the grader ran the model ({str(e)[:300]})") from None
+        for name, value in program.assign.items():  # self.running_mean = ... in the student's forward
+            new = values[value]
+            if not isinstance(new, torch.Tensor):
+                raise GraphError(f"the model's forward assigns to its buffer {name} something that is not a tensor")
+            self._reassign(name, new.detach())
         out = values[program.output]
         if not isinstance(out, torch.Tensor):
             raise GraphError("the model's forward does not return a tensor")
         return out
+
+    def _reassign(self, name: str, value: torch.Tensor) -> None:
+        """The buffer ``name`` becomes ``value`` (its shape may change: makemore's (dim,) statistics become (1, dim)),
+        as with the student's ``self.running_mean = value``."""
+        *path, leaf = self._lg_paths[name]
+        owner: nn.Module = self
+        for part in path:
+            owner = owner._modules[part]  # type: ignore[assignment]
+        owner._buffers[leaf] = value
 
     def _resolve(self, arg: Any, values: list[Any], batch: int) -> Any:
         if isinstance(arg, dict):

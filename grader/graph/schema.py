@@ -8,7 +8,8 @@ makes value i + 1. An argument is plain JSON (int, float, bool, null, a short st
 - ``{"l": [...]}``: a list or tuple; ``{"s": [start, stop, step]}``: a slice; ``{"e": 0}``: ``...``;
 - ``{"d": "float32"}``: a dtype; ``{"f": "inf" | "-inf" | "nan"}``: a float JSON cannot spell.
 
-A model has a program for train mode and one for eval mode (a forward that branches on ``self.training`` is
+A program also names the buffers forward reassigns (``assign``: {buffer: value}), which hold that value after
+the pass. A model has a program for train mode and one for eval mode (a forward that branches on ``self.training`` is
 captured both ways) and names its state tensors; their values travel as safetensors beside the JSON.
 """
 
@@ -50,6 +51,9 @@ class Program(BaseModel):
 
     nodes: Annotated[list[Node], Field(max_length=MAX_NODES)]
     output: int
+    #: The buffers forward reassigns (``self.running_mean = (1 - m) * self.running_mean + m * xmean``), with the
+    #: value each holds when the pass ends: the rebuilt model puts that value in the buffer's place.
+    assign: Annotated[dict[str, int], Field(max_length=MAX_STATE)] = {}
 
 
 class StateEntry(BaseModel):
@@ -95,6 +99,7 @@ def validate_graph(data: Any) -> ModelGraph:
     if len(set(names)) != len(names):
         raise GraphError("the captured graph names a state tensor twice")
     known = set(names)
+    buffers = {s.name for s in graph.state if s.kind == "buffer"}
     for mode, program in (("train", graph.train), ("eval", graph.eval)):
         for i, node in enumerate(program.nodes):
             if not ops.allowed(node.op):
@@ -106,6 +111,11 @@ def validate_graph(data: Any) -> ModelGraph:
                 _check_arg(arg, i + 1, known, 0)
         if not 0 <= program.output <= len(program.nodes):
             raise GraphError(f"the {mode}-mode graph's output is not one of its values")
+        for name, value in program.assign.items():
+            if name not in buffers:
+                raise GraphError("the captured graph assigns to a tensor that is not a buffer of the model")
+            if not 0 <= value <= len(program.nodes):
+                raise GraphError(f"the {mode}-mode graph assigns to a buffer a value it does not compute")
     return graph
 
 
