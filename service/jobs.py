@@ -139,6 +139,9 @@ def store_outputs(storage: Storage, out: Path, result: GradeResult) -> dict:
         "max_score": result.max_score,
         "result_path": storage.relative(result_path),
         "check_scores": {c.id: {"score": c.score, "max_score": c.max_score, "status": c.status} for c in result.checks},
+        "section_scores": {
+            s.id: {"title": s.title, "score": s.score, "max_score": s.max_score} for s in result.sections
+        },
     }
     t0 = time.monotonic()
     try:

@@ -141,6 +141,8 @@ class Submission(Base):
     report_path: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)  # why grading failed, or why the report is missing
     check_scores: Mapped[dict | None] = mapped_column(JSON)  # check id -> {score, max_score, status}
+    # section id -> {title, score, max_score} (the assignment's [[sections]]); None: graded before revision 0006
+    section_scores: Mapped[dict | None] = mapped_column(JSON)
 
     student: Mapped[Student] = relationship(lazy="joined")
 

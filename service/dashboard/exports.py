@@ -18,19 +18,26 @@ def _points(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def generic_csv(assignment: Assignment, rows: list[Row], columns: tuple[Column, ...]) -> str:
-    """One row per student: identity, the counted submission, its total and points per check."""
+def generic_csv(
+    assignment: Assignment, rows: list[Row], columns: tuple[Column, ...], sections: tuple[Column, ...] = ()
+) -> str:
+    """One row per student: identity, the counted submission, its total, points per section (named by the
+    section's id; empty for a submission graded before sections were stored) and points per check."""
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["student_id", "name", "email", "status", "late", "submissions", "submitted_at", "submission_id",
-                "score", "max_score", *(c.id for c in columns)])  # fmt: skip
+    fixed = ["student_id", "name", "email", "status", "late", "submissions", "submitted_at", "submission_id",
+             "score", "max_score"]  # fmt: skip
+    taken = {*fixed, *(c.id for c in columns)}  # a section named like a check (or a column) gets a prefix
+    w.writerow([*fixed, *(s.id if s.id not in taken else f"section_{s.id}" for s in sections),
+                *(c.id for c in columns)])  # fmt: skip
     for r in rows:
         sub = r.counted
+        parts = [_points((r.section(s.id) or {}).get("score")) for s in sections]
         checks = [_points((r.check(c.id) or {}).get("score")) for c in columns]
         w.writerow([
             r.student.student_id, r.student.name, r.student.email or "", r.status, "yes" if r.late else "no",
             len(r.submissions), sub.created_at.isoformat() if sub else "", sub.id if sub else "",
-            _points(r.total), _points(sub.max_score if sub else None), *checks,
+            _points(r.total), _points(sub.max_score if sub else None), *parts, *checks,
         ])  # fmt: skip
     return out.getvalue()
 

@@ -1,5 +1,6 @@
 """The grade table of an assignment: one row per student on its roster, with the submission that counts (the
-latest or the best, per the assignment), its points per check, and the filters and sorts the dashboard offers."""
+latest or the best, per the assignment), its points per section and per check, and the filters and sorts the
+dashboard offers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from grader.assignment import Assignment as GraderAssignment
 from grader.assignment import load_assignment
 from grader.checks import CHECKS
 from service.models import Assignment, Enrollment, Status, Student, Submission
@@ -43,6 +45,25 @@ def check_columns(assignment: Assignment) -> tuple[Column, ...]:
     return _columns(assignment.config_path)
 
 
+def _member_points(spec: GraderAssignment, member: str) -> float:
+    check_id, _, item_id = member.partition(".")
+    return float(spec.points.get(check_id, {}).get(item_id, 0.0)) if item_id else spec.max_points(check_id)
+
+
+@cache
+def _sections(config_path: str | None) -> tuple[Column, ...]:
+    spec = load_assignment(Path(config_path) if config_path else None)
+    return tuple(
+        Column(s.id, s.title, s.points if s.points is not None else sum(_member_points(spec, m) for m in s.members))
+        for s in spec.sections
+    )
+
+
+def section_columns(assignment: Assignment) -> tuple[Column, ...]:
+    """The sections of the assignment file ([[sections]]: the lab's parts), in report order; none without."""
+    return _sections(assignment.config_path)
+
+
 @dataclass
 class Row:
     student: Student
@@ -69,6 +90,12 @@ class Row:
     def check(self, check_id: str) -> dict | None:
         scores = (self.counted.check_scores or {}) if self.counted else {}
         return scores.get(check_id)
+
+    def section(self, section_id: str) -> dict | None:
+        """{title, score, max_score} of the counted submission; None before grading or when it was graded before
+        sections were stored (revision 0006)."""
+        scores = (self.counted.section_scores or {}) if self.counted else {}
+        return scores.get(section_id)
 
     @property
     def failed_check(self) -> bool:

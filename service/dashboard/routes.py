@@ -26,7 +26,7 @@ from service.dashboard.auth import (
     session_instructor,
     start_session,
 )
-from service.dashboard.grades import FILTERS, SORTS, check_columns, grade_table, select_rows
+from service.dashboard.grades import FILTERS, SORTS, check_columns, grade_table, section_columns, select_rows
 from service.dashboard.overview import overview
 from service.dashboard.workers import workers_online
 from service.ids import RULE, is_assignment_id, shown
@@ -216,8 +216,8 @@ def grades(
     rows = select_rows(everyone, filter if filter in FILTERS else "", q.strip(), sort if sort in SORTS else "name",
                        desc)  # fmt: skip
     return page(request, "grades.html.j2", me=me, a=a, rows=rows, total=len(everyone), columns=check_columns(a),
-                sort=sort, desc=desc, filter=filter, q=q, filters=FILTERS, msg=msg, err=err,
-                formats=exports.FORMATS)  # fmt: skip
+                sections=section_columns(a), sort=sort, desc=desc, filter=filter, q=q, filters=FILTERS, msg=msg,
+                err=err, formats=exports.FORMATS)  # fmt: skip
 
 
 @router.get("/dashboard/assignments/{assignment_id}/rows/{student_pk}")
@@ -227,7 +227,7 @@ def grade_row(request: Request, session: SessionDep, me: Instructor_, assignment
     rows = grade_table(session, a, student_pk)
     if not rows:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No such student on this assignment.")
-    return page(request, "grade_row.html.j2", a=a, r=rows[0], columns=check_columns(a))
+    return page(request, "grade_row.html.j2", a=a, r=rows[0], columns=check_columns(a), sections=section_columns(a))
 
 
 @router.get("/dashboard/assignments/{assignment_id}/students/{student_pk}")
@@ -241,7 +241,8 @@ def student_page(request: Request, session: SessionDep, me: Instructor_, assignm
     shown = next((s for s in r.submissions if s.id == show), None) or next(
         (s for s in r.submissions if s.report_path), None
     )
-    return page(request, "student.html.j2", me=me, a=a, r=r, shown=shown, columns=check_columns(a), msg=msg)
+    return page(request, "student.html.j2", me=me, a=a, r=r, shown=shown, columns=check_columns(a),
+                sections=section_columns(a), msg=msg)  # fmt: skip
 
 
 @router.get("/dashboard/submissions/{submission_id}/{name}")
@@ -305,7 +306,10 @@ def queue(request: Request, state: StateDep, session: SessionDep, me: Instructor
 def export_csv(session: SessionDep, me: Instructor_, assignment_id: str, format: str = "generic") -> Response:
     a = _assignment(session, assignment_id)
     rows = select_rows(grade_table(session, a), sort="student_id")
-    text = exports.moodle_csv(a, rows) if format == "moodle" else exports.generic_csv(a, rows, check_columns(a))
+    if format == "moodle":
+        text = exports.moodle_csv(a, rows)
+    else:
+        text = exports.generic_csv(a, rows, check_columns(a), section_columns(a))
     name = f"{a.id}-grades-{'moodle' if format == 'moodle' else 'all'}.csv"
     return Response(text, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
