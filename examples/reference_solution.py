@@ -109,3 +109,23 @@ def fold_batchnorm(model: nn.Sequential) -> nn.Module:
             folded.append(layer)
             i += 1
     return nn.Sequential(*folded).eval()
+
+
+def tanh_model(batchnorm: bool = False) -> nn.Module:
+    """makemore: 784 -> 100 -> 100 -> 100 -> 100 -> 100 -> 10 with tanh after each hidden layer, the hidden
+    weights with Kaiming's gain for tanh (std (5/3) / sqrt(fan_in)) and the output layer scaled down. With
+    batchnorm, each hidden layer is Linear(bias=False) -> BatchNorm1d -> Tanh: a bias before the batch norm would be
+    subtracted with the batch mean, so it would never learn."""
+    widths = [784] + [100] * 5
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
+        layer = nn.Linear(fan_in, fan_out, bias=not batchnorm)
+        nn.init.kaiming_normal_(layer.weight, nonlinearity="tanh")
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+        norm = [nn.BatchNorm1d(fan_out)] if batchnorm else []
+        layers += [layer, *norm, nn.Tanh()]
+    head = nn.Linear(100, 10)
+    with torch.no_grad():
+        head.weight *= 0.1  # the output layer starts small (makemore)
+    return nn.Sequential(*layers, head)

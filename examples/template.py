@@ -35,3 +35,11 @@ def fold_batchnorm(model: nn.Sequential) -> nn.Module:
     """Given a trained nn.Sequential of Linear, BatchNorm1d and Tanh layers in eval mode, return an
     nn.Sequential of Linear and Tanh layers only that gives the same outputs."""
     raise NotImplementedError("fold_batchnorm")
+
+
+def tanh_model(batchnorm: bool = False) -> nn.Module:
+    """makemore's MLP on the images: 784 -> 100 -> 100 -> 100 -> 100 -> 100 -> 10 with tanh after each hidden
+    layer. Hidden weights with Kaiming's gain for tanh: std (5/3) / sqrt(fan_in), biases 0.
+    With batchnorm: each hidden layer is Linear(bias=False) -> BatchNorm1d(100) -> Tanh.
+    TODO: build it; the output layer's init is up to you (makemore scales it down)."""
+    raise NotImplementedError("tanh_model")

@@ -124,6 +124,20 @@ class SanityConfig(_Strict):
     zero_steps: int = Field(default=300, gt=0)
 
 
+class TanhConfig(_Strict):
+    """makemore's tanh network (the tanh_init check): thresholds calibrated in docs/checks.md."""
+
+    gain_tolerance: float = Field(default=0.1, gt=0)  # |std x sqrt(fan_in) / (5/3) - 1| of each hidden layer
+    saturation_level: float = Field(default=0.97, gt=0, lt=1)  # |tanh| above this is saturated
+    saturation_max: float = Field(default=0.25, gt=0, le=1)  # largest saturated share of hidden layers 2..
+    std_min: float = Field(default=0.2, ge=0)  # smallest std of the last hidden layer's activations
+    shift_max: float = Field(default=1e-3, gt=0)  # |batch sum| / sum |.| of a unit's output gradient: batch norm
+    steps: int = Field(default=1000, ge=0)  # reported diagnostics: SGD steps on the training images
+    batch_size: int = Field(default=32, gt=0)
+    lr: float = Field(default=0.1, gt=0)
+    probe_size: int = Field(default=512, gt=0)  # images behind the statistics at init and after training
+
+
 class InitLossConfig(_Strict):
     tolerance: float
     #: the largest RMS of circle_model(None)'s logits at init (median over seeds): the output layer starts small
@@ -162,6 +176,7 @@ class Assignment(_Strict):
     batchnorm: BatchNormConfig
     sanity: SanityConfig
     init_loss: InitLossConfig
+    tanh: TanhConfig = Field(default_factory=TanhConfig)
     points: dict[str, dict[str, float]]
     #: how the points divide into the lab's parts, in report order; empty: the report shows checks only
     sections: list[SectionConfig] = Field(default_factory=list)

@@ -18,7 +18,7 @@ from grader.graph.schema import GraphError, validate_graph
 from grader.sandbox import SandboxFailure, SandboxReply
 from grader.text import MESSAGE_LIMIT, TRACEBACK_LIMIT, clean
 
-CONTRACT = ("circle_model", "SIGMAS", "deep_model", "mnist_model", "fold_batchnorm")
+CONTRACT = ("circle_model", "SIGMAS", "deep_model", "mnist_model", "fold_batchnorm", "tanh_model")
 
 
 @dataclass

@@ -37,7 +37,7 @@ from grader.session import Session, build_plan, task_limits
 from grader.text import NAME_LIMIT, TRACEBACK_LIMIT, clean, clean_check
 
 GRADER_VERSION = "0.1.0"
-CONTRACT = ("circle_model", "SIGMAS", "deep_model", "mnist_model", "fold_batchnorm")
+CONTRACT = ("circle_model", "SIGMAS", "deep_model", "mnist_model", "fold_batchnorm", "tanh_model")
 MAX_SUBMISSION_BYTES = 1_000_000
 
 Progress = Callable[[str, int, int], None]  # (what, step, total)

@@ -489,9 +489,10 @@ def _histograms(ax: Axes, layers: list[dict], key: str, title: str) -> None:
             continue
         edges, counts = h["edges"], h["counts"]
         centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
-        if key == "histogram":
-            label = (f"layer {layer['layer']}: mean {layer['mean']:.2g}, std {layer['std']:.2g}, "
-                     f"dead {layer['dead_percent']:.1f}%")  # fmt: skip
+        if key == "histogram":  # tanh layers: the saturated share (|x| > 0.97) instead of dead ReLU units
+            share = (f"saturated {layer['saturated_percent']:.1f}%" if "saturated_percent" in layer
+                     else f"dead {layer['dead_percent']:.1f}%")  # fmt: skip
+            label = f"layer {layer['layer']}: mean {layer['mean']:.2g}, std {layer['std']:.2g}, {share}"
         else:
             label = f"layer {layer['layer']}: mean {layer['grad_mean']:.1e}, std {layer['grad_std']:.1e}"
         ax.plot(centers, counts, color=f"C{i}", lw=1, label=label)
@@ -514,8 +515,10 @@ def diagnostics(check: CheckResult, variant: str, when: str = "final") -> str | 
     axes[0][1].set_xlabel("gradient")
     axes[0][1].ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))  # "-1.5 ... 1.5" and "1e-4" once
     ratios = final["grad_data"]
-    axes[1][0].bar([f"W{r['layer'] + 1} {tuple(r['shape'])}" for r in ratios], [r["ratio"] for r in ratios],
-                   color="C2")  # fmt: skip
+    names = [f"W{r['layer'] + 1}\n{'x'.join(map(str, r['shape']))}" for r in ratios]  # W1 and its (out x in)
+    axes[1][0].bar(names, [r["ratio"] for r in ratios], color="C2")
+    if len(ratios) > 4:  # six layers of a tanh network: room for each label
+        axes[1][0].tick_params(axis="x", labelsize=6)
     _log_y(axes[1][0])
     axes[1][0].set_title("weight gradient : data ratio (std)")
     ax = axes[1][1]
@@ -529,7 +532,7 @@ def diagnostics(check: CheckResult, variant: str, when: str = "final") -> str | 
     ax.axhline(-3, color="k", ls="--", lw=1, label="1e-3 guide")
     ax.set_title("update : data ratio (log10)")
     ax.set_xlabel("training step")
-    ax.legend()
+    ax.legend(ncol=2 if len(ratios) > 4 else 1, fontsize=6 if len(ratios) > 4 else None)
     return svg(fig)
 
 

@@ -10,6 +10,7 @@ from grader.checks import (
     init_sanity,
     loss_at_init,
     sigma_sweep,
+    tanh_init,
     training_diagnostics,
 )
 from grader.checks.base import CheckSpec
@@ -21,6 +22,7 @@ CHECKS: list[CheckSpec] = [
     dropout.SPEC,
     init_sanity.SPEC,
     fold_batchnorm.SPEC,
+    tanh_init.SPEC,
     architecture.SPEC,
     training_diagnostics.SPEC,
 ]

@@ -34,7 +34,8 @@ def histogram(t: torch.Tensor) -> dict:
     return {"edges": edges.tolist(), "counts": counts.tolist()}
 
 
-def layer_stats(run: Run, prefix: str) -> list[dict]:
+def layer_stats(run: Run, prefix: str, saturation: float | None = None) -> list[dict]:
+    """Each hidden activation's statistics; with `saturation`, the share of |values| above it (tanh layers)."""
     stats = []
     for k in range(1, 1 + run.count(f"{prefix}.act", start=1)):
         act = run.tensor(f"{prefix}.act{k}", (None, None))
@@ -45,6 +46,8 @@ def layer_stats(run: Run, prefix: str) -> list[dict]:
             "dead_percent": 100 * float((act == 0).all(0).double().mean()),
             "histogram": histogram(act),
         }
+        if saturation is not None:
+            entry["saturated_percent"] = 100 * float((act.abs() > saturation).double().mean())
         if run.has(f"{prefix}.actgrad{k}"):
             grad = run.tensor(f"{prefix}.actgrad{k}", tuple(act.shape))
             entry |= {
@@ -73,13 +76,16 @@ def grad_data_ratios(run: Run, prefix: str) -> list[dict]:
     return ratios
 
 
-def diagnostics(run: Run) -> tuple[dict, list[Series]]:
+def diagnostics(run: Run, model: str = "", saturation: float | None = None) -> tuple[dict, list[Series]]:
+    """The four diagnostics of the run's model (or of its model `model`: keys `model.diag...`), at init and after
+    training, and the update:data ratio over training as series."""
     metrics: dict = {}
     series: list[Series] = []
+    key = f"{model}." if model else ""
     for when in ("init", "final"):
-        prefix = f"diag.{when}"
-        metrics[when] = {"layers": layer_stats(run, prefix), "grad_data": grad_data_ratios(run, prefix)}
-    ratios = run.tensor("update_ratio", (None, None), finite=False)
+        prefix = f"{key}diag.{when}"
+        metrics[when] = {"layers": layer_stats(run, prefix, saturation), "grad_data": grad_data_ratios(run, prefix)}
+    ratios = run.tensor(f"{key}update_ratio", (None, None), finite=False)
     every = max(1, int(run.params.get("ratio_every", 1)))  # the trusted side's own request, not the child's word
     stride = max(1, ratios.shape[0] // 500)
     steps = [i * every for i in range(0, ratios.shape[0], stride)]

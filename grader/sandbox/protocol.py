@@ -31,7 +31,7 @@ TENSOR_NAME_RE = re.compile(r"^[A-Za-z0-9_./-]{1,200}$")
 ALLOWED_DTYPES = frozenset({"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool"})
 
 #: Contract names reported by the builtin "load" task.
-CONTRACT_NAMES = ("circle_model", "SIGMAS", "deep_model", "mnist_model", "fold_batchnorm")
+CONTRACT_NAMES = ("circle_model", "SIGMAS", "deep_model", "mnist_model", "fold_batchnorm", "tanh_model")
 
 FailureKind = Literal[
     "timeout",

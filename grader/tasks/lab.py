@@ -483,6 +483,70 @@ _SHAPE_OPS = {
 }  # fmt: skip
 
 
+def tanh_stats(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
+    """makemore's tanh network, each model of params["keys"] in train mode (batch statistics, as in makemore) on
+    standardized images: at init, the gradient reaching each linear unit's output summed over the batch and its
+    absolute sum (a unit followed by batch norm gets a sum of ~0: a bias there never learns), each bias's
+    gradient and whether tanh runs between the units; the makemore diagnostics at init and after `steps` of SGD,
+    with the update:data ratio every `ratio_every` steps."""
+    out: Tensors = {}
+    meta: dict[str, Any] = {}
+    keys = [k for k in params["keys"] if k not in params.get("failed", {})]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # batches of 32: more threads only wait for each other (2 busy cores: 30 s CPU, not 2.3)
+    try:
+        for i, key in enumerate(keys):
+            report_progress(i, len(keys))
+            _tanh_model(models, key, params, inputs, out, meta)
+    finally:
+        torch.set_num_threads(threads)
+    return meta, out
+
+
+def _tanh_model(models: Models, key: str, params: dict, inputs: Tensors, out: Tensors, meta: dict) -> None:
+    """One model of tanh_stats: its data at init, then SGD on random batches of the training images."""
+    seed, steps, batch = int(params["seed"]), int(params["steps"]), int(params["batch_size"])
+    x, y = inputs["x_train"], inputs["y_train"]
+    x_diag, y_diag = x[: int(params["diag_size"])], y[: int(params["diag_size"])]
+    ratio_every = max(1, int(params["ratio_every"]))
+    model, shown = models.get(key), models.shown(key)
+    torch.manual_seed(seed)
+    model.train()
+    with traced(model, grads=True) as trace:
+        F.cross_entropy(logits_of(model, x_diag, 10, shown), y_diag).backward()
+    if not trace.units:
+        raise ContractError(f"{shown} must be built from nn.Linear layers; none was called.")
+    for k, unit in enumerate(trace.units):
+        if k in trace.output_grads:
+            g = trace.output_grads[k]
+            out[f"{key}.shift{k}"] = torch.stack([g.sum(0), g.abs().sum(0)])
+        bias = model.bias(unit)
+        if bias is not None and bias.grad is not None:
+            out[f"{key}.biasgrad{k}"] = bias.grad.detach().clone()
+    between = [a.shape == b.shape and bool(torch.allclose(a, torch.tanh(b), atol=1e-6, rtol=1e-5))
+               for a, b in zip(trace.inputs[1:], trace.outputs[:-1], strict=True)]  # fmt: skip
+    meta[key] = {"units": [[u.weight, u.bias] for u in trace.units], "tanh_between": between}
+    _diagnostics(model, x_diag, y_diag, f"{key}.diag.init", out)
+    opt = torch.optim.SGD(model.parameters(), lr=float(params["lr"]))
+    weights = [p for p in model.parameters() if p.ndim == 2]
+    ratios: list[list[float]] = []
+    g = torch.Generator().manual_seed(seed)
+    for step in range(steps):
+        idx = torch.randint(len(x), (batch,), generator=g)
+        opt.zero_grad()
+        F.cross_entropy(logits_of(model, x[idx], 10, shown), y[idx]).backward()
+        keep = step % ratio_every == 0
+        before = [w.detach().clone() for w in weights] if keep else []
+        opt.step()
+        if keep:  # update:data ratio (makemore): log10(std(update) / std(weights)); reported, never scored
+            with torch.no_grad():
+                ratios.append([math.log10(max(float((b - w).std() / w.std()), 1e-30))
+                               for w, b in zip(weights, before, strict=True)])  # fmt: skip
+    model.train()
+    _diagnostics(model, x_diag, y_diag, f"{key}.diag.final", out)
+    out[f"{key}.update_ratio"] = torch.tensor(ratios, dtype=torch.float32).reshape(len(ratios), len(weights))
+
+
 def bundle(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
     """Several small tasks in one child, one after the other (one torch import for all): params["parts"] lists
     {name, task, params}; a part's own inputs come as "in-NAME/input" and its outputs go as "out-NAME/output", the
@@ -530,4 +594,5 @@ TASKS: dict[str, Callable[[Models, dict, Tensors], tuple[dict, Tensors]]] = {
     "mnist_train": mnist_train,
     "init_sanity": init_sanity,
     "fold_batchnorm": fold_batchnorm,
+    "tanh_stats": tanh_stats,
 }
