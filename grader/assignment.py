@@ -131,7 +131,7 @@ class TanhConfig(_Strict):
     saturation_level: float = Field(default=0.97, gt=0, lt=1)  # |tanh| above this is saturated
     saturation_max: float = Field(default=0.25, gt=0, le=1)  # largest saturated share of hidden layers 2..
     std_min: float = Field(default=0.2, ge=0)  # smallest std of the last hidden layer's activations
-    shift_max: float = Field(default=1e-3, gt=0)  # |batch sum| / sum |.| of a unit's output gradient: batch norm
+    shift_max: float = Field(default=1e-3, gt=0)  # a shift of a unit's output moves the next input less: batch norm
     steps: int = Field(default=1000, ge=0)  # reported diagnostics: SGD steps on the training images
     batch_size: int = Field(default=32, gt=0)
     lr: float = Field(default=0.1, gt=0)

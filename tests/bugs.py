@@ -218,4 +218,25 @@ BUGS = {
         (("    return nn.Sequential(*folded).eval()", "    return model"),),
         "fold_batchnorm", frozenset({"no_batchnorm", "same_outputs"}), "BatchNorm1d",
     ),
+    "tanh_gain_one": Bug(
+        "tanh_model's hidden layers use Kaiming's init without the tanh gain (gain 1)",
+        (('nn.init.kaiming_normal_(layer.weight, nonlinearity="tanh")',
+          'nn.init.kaiming_normal_(layer.weight, nonlinearity="linear")'),),
+        "tanh_init", frozenset({"gain"}), "Kaiming without the tanh gain",
+    ),
+    "tanh_normal_weights": Bug(
+        "tanh_model's hidden weights are N(0, 1)",
+        (('nn.init.kaiming_normal_(layer.weight, nonlinearity="tanh")', "nn.init.normal_(layer.weight)"),),
+        "tanh_init", frozenset({"gain", "saturation"}), "N(0, 1) weights",
+    ),
+    "tanh_bias_before_batchnorm": Bug(
+        "tanh_model(True) keeps the Linear bias before each BatchNorm1d",
+        (("nn.Linear(fan_in, fan_out, bias=not batchnorm)", "nn.Linear(fan_in, fan_out)"),),
+        "tanh_init", frozenset({"bias_before_batchnorm"}), "adds a bias before its batch norm",
+    ),
+    "tanh_no_batchnorm": Bug(
+        "tanh_model(True) has no BatchNorm1d",
+        (("norm = [nn.BatchNorm1d(fan_out)] if batchnorm else []", "norm = []"),),
+        "tanh_init", frozenset({"bias_before_batchnorm"}), "has no batch norm",
+    ),
 }  # fmt: skip

@@ -4,9 +4,9 @@ batch norm between each hidden Linear and its tanh, and that Linear has no bias 
 
 The gain is read from the built weights, the saturation from the rebuilt plain model at init on standardized
 images, and which hidden layers feed a batch norm from behaviour: in train mode, a batch norm subtracts the batch
-mean of its input, so the gradient reaching a Linear's output sums to zero over the batch (a bias there would get
-exactly that sum as its gradient). makemore's four diagnostics of both models, at init and after a short training,
-are reported."""
+mean of its input, so adding a constant per unit to a Linear's output (what a bias does) leaves the next layer's
+input unchanged, and a bias there gets zero gradient. makemore's four diagnostics of both models, at init and
+after a short training, are reported."""
 
 from __future__ import annotations
 
@@ -31,9 +31,10 @@ ABOUT = (
     "BatchNorm makes a network much less sensitive to its init: each hidden Linear's output is normalized over "
     "the batch before the tanh. The batch norm subtracts the batch mean, so a bias added before it cancels out "
     "and its gradient is zero: it never learns, which is why makemore builds Linear(bias=False) -> BatchNorm1d "
-    "-> Tanh. The grader finds the layers that feed a batch norm from that very fact: in train mode, the gradient "
-    "reaching their output sums to zero over the batch. The figures show makemore's four diagnostics for both "
-    "models at init and after a short training (SGD, batch 32, lr 0.1), in train mode as in makemore."
+    "-> Tanh. The grader finds the layers that feed a batch norm from that very fact: in train mode, adding a "
+    "constant per unit to their output leaves the next layer's input unchanged. The figures show makemore's four "
+    "diagnostics for both models at init and after a short training (SGD, batch 32, lr 0.1), in train mode as in "
+    "makemore."
 )
 HINT = (
     "tanh_model(False): nn.Linear layers 784 -> 100 -> 100 -> 100 -> 100 -> 100 -> 10 with tanh after each hidden "
@@ -137,15 +138,16 @@ def saturation_item(run: Run, a: Assignment, layers: list[dict]) -> Item:
 
 
 def batchnorm_layers(run: Run, a: Assignment) -> list[dict]:
-    """Each hidden linear unit of tanh_model(True): whether its output feeds a batch norm (its output gradient
-    sums to ~0 over the batch, median over its units), its bias and the gradient that bias got."""
+    """Each hidden linear unit of tanh_model(True): whether its output feeds a batch norm (a random constant per
+    unit added to its output changes the next unit's input by rounding only), its bias and the gradient it got."""
     units = run.meta_dict(KEYS["bn"]).get("units")
     if not isinstance(units, list) or not all(isinstance(u, list) and len(u) == 2 for u in units):
         raise BadReply("tanh_model(True) has no valid list of linear units")
     layers = []
     for k, (weight, bias) in enumerate(units[:-1]):
-        shift = run.tensor(f"{KEYS['bn']}.shift{k}", (2, None)) if run.has(f"{KEYS['bn']}.shift{k}") else None
-        ratio = float("inf") if shift is None else float((shift[0].abs() / shift[1].clamp(min=1e-30)).median())
+        shift = run.tensor(f"{KEYS['bn']}.shift{k}", (2,), finite=False) if run.has(f"{KEYS['bn']}.shift{k}") else None
+        ratio = float("inf") if shift is None or not shift[1] > 0 else float(shift[0] / shift[1])
+        ratio = ratio if math.isfinite(ratio) else float("inf")
         grad = run.tensor(f"{KEYS['bn']}.biasgrad{k}") if run.has(f"{KEYS['bn']}.biasgrad{k}") else None
         layers.append({
             "layer": k + 1, "weight": str(weight)[:100], "bias": None if bias is None else str(bias)[:100],
@@ -178,8 +180,8 @@ def bias_item(a: Assignment, layers: list[dict]) -> Item:
             + ". Use nn.Linear(..., bias=False) before a BatchNorm1d, as makemore does."
         )
     return item(a, ID, "bias_before_batchnorm", title, not problems, " ".join(problems) or (
-        f"Each of the {len(normed)} hidden Linear layers feeds a batch norm and adds no bias (a bias there would "
-        f"get a gradient of {max(x['shift_ratio'] for x in normed):.1g} of its units' gradient: none)."
+        f"Each of the {len(normed)} hidden Linear layers feeds a batch norm and adds no bias (a random bias there "
+        f"changes the next layer's input by {max(x['shift_ratio'] for x in normed):.1g} of its size: nothing)."
     ))  # fmt: skip
 
 
@@ -271,8 +273,8 @@ def facts(check: CheckResult) -> list[Fact]:
                         f"all {len(bn)}; none", found))  # fmt: skip
         ratios = [x["shift_ratio"] for x in bn if x["batchnorm"]]
         if ratios:
-            out.append(Fact("tanh_model(True) at init: gradient a bias before the batch norm would get (batch sum of "
-                            "the Linear's output gradient / sum of its sizes)", "0 (rounding)",
+            out.append(Fact("tanh_model(True): change of the next layer's input when a random bias is added before "
+                            "a batch norm (relative)", "0 (rounding)",
                             f"at most {max(ratios):.1g}"))  # fmt: skip
     return out
 

@@ -485,8 +485,8 @@ _SHAPE_OPS = {
 
 def tanh_stats(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:
     """makemore's tanh network, each model of params["keys"] in train mode (batch statistics, as in makemore) on
-    standardized images: at init, the gradient reaching each linear unit's output summed over the batch and its
-    absolute sum (a unit followed by batch norm gets a sum of ~0: a bias there never learns), each bias's
+    standardized images: at init, how much a random constant per unit added to each hidden linear unit's output
+    changes the next unit's input (rounding only through a batch norm: a bias there never learns), each bias's
     gradient and whether tanh runs between the units; the makemore diagnostics at init and after `steps` of SGD,
     with the update:data ratio every `ratio_every` steps."""
     out: Tensors = {}
@@ -517,15 +517,14 @@ def _tanh_model(models: Models, key: str, params: dict, inputs: Tensors, out: Te
     if not trace.units:
         raise ContractError(f"{shown} must be built from nn.Linear layers; none was called.")
     for k, unit in enumerate(trace.units):
-        if k in trace.output_grads:
-            g = trace.output_grads[k]
-            out[f"{key}.shift{k}"] = torch.stack([g.sum(0), g.abs().sum(0)])
         bias = model.bias(unit)
         if bias is not None and bias.grad is not None:
             out[f"{key}.biasgrad{k}"] = bias.grad.detach().clone()
     between = [a.shape == b.shape and bool(torch.allclose(a, torch.tanh(b), atol=1e-6, rtol=1e-5))
                for a, b in zip(trace.inputs[1:], trace.outputs[:-1], strict=True)]  # fmt: skip
     meta[key] = {"units": [[u.weight, u.bias] for u in trace.units], "tanh_between": between}
+    for k in range(len(trace.units) - 1):
+        out[f"{key}.shift{k}"] = _shifted(model, x_diag, k, trace.inputs[k + 1])
     _diagnostics(model, x_diag, y_diag, f"{key}.diag.init", out)
     opt = torch.optim.SGD(model.parameters(), lr=float(params["lr"]))
     weights = [p for p in model.parameters() if p.ndim == 2]
@@ -545,6 +544,29 @@ def _tanh_model(models: Models, key: str, params: dict, inputs: Tensors, out: Te
     model.train()
     _diagnostics(model, x_diag, y_diag, f"{key}.diag.final", out)
     out[f"{key}.update_ratio"] = torch.tensor(ratios, dtype=torch.float32).reshape(len(ratios), len(weights))
+
+
+def _shifted(model: GraphModel, x: torch.Tensor, k: int, before: torch.Tensor) -> torch.Tensor:
+    """How much the input of linear unit k + 1 changes when a random constant per feature is added to the output
+    of unit k (train mode), and its size: (max |change|, max |input|). A batch norm in between subtracts the
+    batch mean, so the change is rounding; so is a bias's effect there, and its gradient is zero."""
+    seen: list[torch.Tensor] = []
+
+    def shift(j: int, _unit: Any, inp: torch.Tensor, out: torch.Tensor) -> None:
+        if j == k:
+            out.add_(torch.randn(out.shape[1:], generator=torch.Generator().manual_seed(k), dtype=out.dtype))
+        elif j == k + 1:
+            seen.append(inp)
+
+    remove = model.observe(shift)
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        remove()
+    if not seen or seen[0].shape != before.shape:
+        return torch.tensor([float("inf"), 1.0])
+    return torch.stack([(seen[0] - before).abs().max(), before.abs().max()]).double()
 
 
 def bundle(models: Models, params: dict, inputs: Tensors) -> tuple[dict, Tensors]:

@@ -24,7 +24,7 @@ DATA = load_mnist(None, 600, 10)
 WIDTHS = [784, 100, 100, 100, 100, 100]
 
 
-def tanh_mlp(batchnorm=False, gain=5 / 3, init="normal", bias=None, norm=True):
+def tanh_mlp(batchnorm=False, gain=5 / 3, init="normal", bias=None, norm=True, head=0.1):
     """784 -> 100 x 5 -> 10 with tanh; `init`: normal or uniform with `gain`, "randn" (N(0, 1)), "default"."""
     torch.manual_seed(0)
     layers = []
@@ -39,10 +39,10 @@ def tanh_mlp(batchnorm=False, gain=5 / 3, init="normal", bias=None, norm=True):
         if layer.bias is not None and init != "default":
             nn.init.zeros_(layer.bias)
         layers += [layer, *([nn.BatchNorm1d(fan_out)] if batchnorm and norm else []), nn.Tanh()]
-    head = nn.Linear(100, 10)
+    out = nn.Linear(100, 10)
     with torch.no_grad():
-        head.weight *= 0.1
-    return nn.Sequential(*layers, head)
+        out.weight *= head
+    return nn.Sequential(*layers, out)
 
 
 def graded(plain: nn.Module, bn: nn.Module):
@@ -100,8 +100,17 @@ def test_a_bias_before_batchnorm_fails_and_gets_no_gradient():
     assert all(x["batchnorm"] and x["bias"] and x["bias_grad_max"] < 1e-6 for x in layers), layers
 
 
-def test_no_batchnorm_fails():
-    result, items = graded(tanh_mlp(), tanh_mlp(True, norm=False))
+@pytest.mark.parametrize("head", [0.1, 0.0])  # a zero output layer: no gradient reaches the hidden layers at init
+def test_no_batchnorm_fails(head):
+    result, items = graded(tanh_mlp(head=head), tanh_mlp(True, norm=False, head=head))
     assert [k for k, i in items.items() if not i.passed] == ["bias_before_batchnorm"], result.message
     assert "no batch norm" in result.message
     assert all(not x["batchnorm"] and x["shift_ratio"] > 1e-2 for x in result.metrics["batchnorm"])
+
+
+def test_batchnorm_on_some_layers_only_fails():
+    bn = tanh_mlp(True)
+    bn[4] = nn.Identity()  # the second hidden layer's BatchNorm1d
+    result, items = graded(tanh_mlp(), bn)
+    assert [k for k, i in items.items() if not i.passed] == ["bias_before_batchnorm"], result.message
+    assert "no batch norm after hidden layer(s) 2;" in result.message
