@@ -97,3 +97,26 @@ def fold_batchnorm(model):
             new_layers.append(layer)
             i += 1
     return nn.Sequential(*new_layers)
+
+
+def tanh_model(batchnorm=False):
+    sizes = [784, 100, 100, 100, 100, 100]
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1], bias=not batchnorm))
+        if batchnorm:
+            layers.append(nn.BatchNorm1d(sizes[i + 1]))
+        layers.append(nn.Tanh())
+    layers.append(nn.Linear(100, 10))
+    net = nn.Sequential(*layers)
+
+    def init_weights(m):
+        if isinstance(m, nn.Linear) and m.out_features == 100:
+            nn.init.kaiming_normal_(m.weight, nonlinearity="tanh")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    net.apply(init_weights)
+    with torch.no_grad():
+        net[-1].weight *= 0.1
+    return net

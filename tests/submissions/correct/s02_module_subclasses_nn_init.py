@@ -139,3 +139,40 @@ def fold_batchnorm(model):
         if pending is not None:
             out.append(pending)
     return nn.Sequential(*out)
+
+
+class TanhNet(nn.Module):
+    """makemore's MLP: five hidden layers of 100 tanh units, BatchNorm1d before each tanh if asked."""
+
+    def __init__(self, batchnorm):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 100, bias=not batchnorm)
+        self.fc2 = nn.Linear(100, 100, bias=not batchnorm)
+        self.fc3 = nn.Linear(100, 100, bias=not batchnorm)
+        self.fc4 = nn.Linear(100, 100, bias=not batchnorm)
+        self.fc5 = nn.Linear(100, 100, bias=not batchnorm)
+        self.out = nn.Linear(100, 10)
+        if batchnorm:
+            self.bn1, self.bn2, self.bn3, self.bn4, self.bn5 = (nn.BatchNorm1d(100) for _ in range(5))
+        else:
+            self.bn1, self.bn2, self.bn3, self.bn4, self.bn5 = (nn.Identity() for _ in range(5))
+        self.apply(self.init_weights)
+
+    def init_weights(self, m):
+        if isinstance(m, nn.Linear) and m is not self.out:
+            std = nn.init.calculate_gain("tanh") / m.in_features**0.5
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        x = torch.tanh(self.bn1(self.fc1(x)))
+        x = torch.tanh(self.bn2(self.fc2(x)))
+        x = torch.tanh(self.bn3(self.fc3(x)))
+        x = torch.tanh(self.bn4(self.fc4(x)))
+        x = torch.tanh(self.bn5(self.fc5(x)))
+        return self.out(x)
+
+
+def tanh_model(batchnorm=False):
+    return TanhNet(batchnorm)

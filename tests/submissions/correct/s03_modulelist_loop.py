@@ -90,3 +90,34 @@ def fold_batchnorm(model):
                 result.append(m)
                 idx += 1
     return nn.Sequential(*result)
+
+
+class TanhMLP(nn.Module):
+    def __init__(self, sizes, batchnorm):
+        super().__init__()
+        n = len(sizes) - 1
+        # no bias before a BatchNorm1d: its mean subtraction would cancel it
+        self.layers = nn.ModuleList(
+            [nn.Linear(a, b, bias=not batchnorm or i == n - 1) for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+        )
+        self.norms = nn.ModuleList([nn.BatchNorm1d(b) for b in sizes[1:-1]]) if batchnorm else None
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i != len(self.layers) - 1:
+                if self.norms is not None:
+                    x = self.norms[i](x)
+                x = torch.tanh(x)
+        return x
+
+
+def tanh_model(batchnorm=False):
+    model = TanhMLP([784, 100, 100, 100, 100, 100, 10], batchnorm)
+    with torch.no_grad():
+        for layer in model.layers[:-1]:
+            layer.weight.normal_(0.0, (5 / 3) / math.sqrt(layer.in_features))
+            if layer.bias is not None:
+                layer.bias.zero_()
+        model.layers[-1].weight.mul_(0.1)
+    return model

@@ -86,3 +86,43 @@ def fold_batchnorm(model):
         else:
             folded.append(layer)
     return nn.Sequential(*folded)
+
+
+class FunctionalTanh(nn.Module):
+    """The tanh MLP with its own parameters; F.batch_norm with running statistics as buffers."""
+
+    def __init__(self, sizes, batchnorm):
+        super().__init__()
+        self.batchnorm = batchnorm
+        self.weights = nn.ParameterList()
+        self.gammas = nn.ParameterList()
+        self.betas = nn.ParameterList()
+        n = len(sizes) - 1
+        for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            std = (5 / 3) / math.sqrt(n_in) if k < n - 1 else 0.1 / math.sqrt(n_in)
+            self.weights.append(nn.Parameter(torch.randn(n_out, n_in) * std))
+            if k < n - 1:
+                if batchnorm:
+                    self.gammas.append(nn.Parameter(torch.ones(n_out)))
+                    self.betas.append(nn.Parameter(torch.zeros(n_out)))  # the only shift: no Linear bias
+                    self.register_buffer(f"mean{k}", torch.zeros(n_out))
+                    self.register_buffer(f"var{k}", torch.ones(n_out))
+                else:
+                    self.betas.append(nn.Parameter(torch.zeros(n_out)))  # here the Linear's bias
+        self.out_bias = nn.Parameter(torch.zeros(sizes[-1]))
+
+    def forward(self, x):
+        n = len(self.weights)
+        for k in range(n - 1):
+            if self.batchnorm:
+                x = F.linear(x, self.weights[k])
+                x = F.batch_norm(x, getattr(self, f"mean{k}"), getattr(self, f"var{k}"), self.gammas[k],
+                                 self.betas[k], training=self.training)  # fmt: skip
+            else:
+                x = F.linear(x, self.weights[k], self.betas[k])
+            x = torch.tanh(x)
+        return F.linear(x, self.weights[n - 1], self.out_bias)
+
+
+def tanh_model(batchnorm=False):
+    return FunctionalTanh([784, 100, 100, 100, 100, 100, 10], batchnorm)

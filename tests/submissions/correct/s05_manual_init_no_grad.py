@@ -91,3 +91,21 @@ def fold_batchnorm(model):
             else:
                 new.append(layer)
     return nn.Sequential(*new)
+
+
+def tanh_model(batchnorm=False):
+    gain = 5.0 / 3.0  # Kaiming's gain for tanh
+    layers = []
+    n_in = 784
+    with torch.no_grad():
+        for _ in range(5):
+            lin = nn.Linear(n_in, 100, bias=not batchnorm)
+            lin.weight.copy_(torch.randn(100, n_in) * gain / math.sqrt(n_in))
+            if lin.bias is not None:
+                lin.bias.zero_()
+            layers += [lin, nn.BatchNorm1d(100), nn.Tanh()] if batchnorm else [lin, nn.Tanh()]
+            n_in = 100
+        out = nn.Linear(100, 10)
+        out.weight.data = torch.randn(10, 100) * 0.01
+        out.bias.zero_()
+    return nn.Sequential(*layers, out)

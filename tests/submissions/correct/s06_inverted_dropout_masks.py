@@ -101,3 +101,29 @@ def fold_batchnorm(model):
         else:
             out.append(layer)
     return nn.Sequential(*out)
+
+
+class MakemoreLinear(nn.Module):
+    """makemore's Linear: the weight stored (fan_in, fan_out) and used as x @ W."""
+
+    def __init__(self, fan_in, fan_out, bias=True, gain=5 / 3):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(fan_in, fan_out) * gain / fan_in**0.5)
+        self.bias = nn.Parameter(torch.zeros(fan_out)) if bias else None
+
+    def forward(self, x):
+        out = x @ self.weight
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+
+def tanh_model(batchnorm=False):
+    layers = []
+    for fan_in in [784, 100, 100, 100, 100]:
+        layers.append(MakemoreLinear(fan_in, 100, bias=not batchnorm))
+        if batchnorm:
+            layers.append(nn.BatchNorm1d(100))
+        layers.append(nn.Tanh())
+    layers.append(MakemoreLinear(100, 10, gain=0.1))  # last layer: less confident
+    return nn.Sequential(*layers)

@@ -122,3 +122,36 @@ def fold_batchnorm(model):
         else:
             layers.append(m)
     return nn.Sequential(*layers)
+
+
+class TanhBlock(nn.Module):
+    """Linear -> (BatchNorm1d) -> Tanh with Kaiming's tanh gain; no Linear bias when a BatchNorm1d follows."""
+
+    def __init__(self, n_in, n_out, batchnorm):
+        super().__init__()
+        self.linear = nn.Linear(n_in, n_out, bias=not batchnorm)
+        nn.init.normal_(self.linear.weight, 0.0, (5 / 3) / math.sqrt(n_in))
+        if self.linear.bias is not None:
+            nn.init.zeros_(self.linear.bias)
+        self.norm = nn.BatchNorm1d(n_out) if batchnorm else None
+
+    def forward(self, x):
+        x = self.linear(x)
+        if self.norm is not None:
+            x = self.norm(x)
+        return torch.tanh(x)
+
+
+class TanhNet(nn.Module):
+    def __init__(self, batchnorm):
+        super().__init__()
+        self.blocks = nn.Sequential(*[TanhBlock(n, 100, batchnorm) for n in (784, 100, 100, 100, 100)])
+        self.out = nn.Linear(100, 10)
+        _init(self.out, 0.01)
+
+    def forward(self, x):
+        return self.out(self.blocks(x))
+
+
+def tanh_model(batchnorm=False):
+    return TanhNet(batchnorm)

@@ -99,3 +99,20 @@ def fold_batchnorm(model):
             else:
                 kept.append(layer)
     return nn.Sequential(*kept)
+
+
+def tanh_model(batchnorm=False):
+    named = OrderedDict()
+    n_in = 784
+    for k in range(1, 6):
+        linear = nn.Linear(n_in, 100, bias=not batchnorm)
+        nn.init.kaiming_normal_(linear.weight, nonlinearity="tanh")
+        if linear.bias is not None:
+            nn.init.zeros_(linear.bias)
+        named[f"fc{k}"] = linear
+        if batchnorm:
+            named[f"bn{k}"] = nn.BatchNorm1d(100)
+        named[f"tanh{k}"] = nn.Tanh()
+        n_in = 100
+    named["out"] = _linear(100, 10, 0.01)
+    return nn.Sequential(named)

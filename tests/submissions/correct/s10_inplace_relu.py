@@ -122,3 +122,30 @@ def fold_batchnorm(model):
             out.append(cur)
             i += 1
     return nn.Sequential(*out)
+
+
+class TanhNet(nn.Module):
+    def __init__(self, batchnorm):
+        super().__init__()
+        widths = [784, 100, 100, 100, 100, 100]
+        self.linears = nn.ModuleList(nn.Linear(a, b, bias=not batchnorm) for a, b in zip(widths[:-1], widths[1:]))
+        self.bns = nn.ModuleList(nn.BatchNorm1d(b) for b in widths[1:]) if batchnorm else None
+        self.out = nn.Linear(100, 10)
+        for lin in self.linears:
+            nn.init.kaiming_normal_(lin.weight, mode="fan_in", nonlinearity="tanh")
+            if lin.bias is not None:
+                nn.init.zeros_(lin.bias)
+        with torch.no_grad():
+            self.out.weight.mul_(0.1)
+
+    def forward(self, x):
+        for k, lin in enumerate(self.linears):
+            x = lin(x)
+            if self.bns is not None:
+                x = self.bns[k](x)
+            x.tanh_()  # in place, like the ReLUs above
+        return self.out(x)
+
+
+def tanh_model(batchnorm=False):
+    return TanhNet(batchnorm)

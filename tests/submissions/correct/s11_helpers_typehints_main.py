@@ -133,3 +133,28 @@ if __name__ == "__main__":
         acc = (net(x_train).argmax(1) == y_train).float().mean().item()
         print(f"{name:12s} sigma={sigma}: loss@init={init_loss:.3f} final={curve[-1]:.4f} acc={acc:.3f}")
     print(f"ln 2 = {math.log(2):.3f}")
+
+
+TANH_WIDTHS = [784, 100, 100, 100, 100, 100, 10]
+
+
+def build_tanh_mlp(widths: list[int], batchnorm: bool) -> nn.Sequential:
+    """Linear -> (BatchNorm1d) -> Tanh per hidden layer; the gain of tanh (5/3) in the hidden layers' std."""
+    gain = nn.init.calculate_gain("tanh")
+    layers: list[nn.Module] = []
+    for k, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        if k == len(widths) - 2:
+            layers.append(init_linear(nn.Linear(fan_in, fan_out), 0.1 / math.sqrt(fan_in)))
+            break
+        if batchnorm:
+            layer = nn.Linear(fan_in, fan_out, bias=False)
+            nn.init.normal_(layer.weight, 0.0, gain / math.sqrt(fan_in))
+            layers += [layer, nn.BatchNorm1d(fan_out)]
+        else:
+            layers.append(init_linear(nn.Linear(fan_in, fan_out), gain / math.sqrt(fan_in)))
+        layers.append(nn.Tanh())
+    return nn.Sequential(*layers)
+
+
+def tanh_model(batchnorm: bool = False) -> nn.Module:
+    return build_tanh_mlp(TANH_WIDTHS, batchnorm)

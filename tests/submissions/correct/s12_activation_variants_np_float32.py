@@ -116,3 +116,35 @@ def fold_batchnorm(model):
         else:
             out.append(layer)
     return nn.Sequential(*out)
+
+
+class Tanh(nn.Module):
+    def __init__(self, batchnorm):
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.fcs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        for fan_in in (784, 100, 100, 100, 100):
+            fc = nn.Linear(fan_in, 100, bias=not batchnorm)
+            nn.init.normal_(fc.weight, 0.0, (5 / 3) / np.sqrt(fan_in))  # Kaiming with the gain of tanh
+            if fc.bias is not None:
+                nn.init.zeros_(fc.bias)
+            self.fcs.append(fc)
+            if batchnorm:
+                self.norms.append(nn.BatchNorm1d(100))
+        self.out = nn.Linear(100, 10)
+        nn.init.normal_(self.out.weight, 0.0, 0.01)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x):
+        x = self.flatten(x)
+        for k, fc in enumerate(self.fcs):
+            x = fc(x)
+            if len(self.norms):
+                x = self.norms[k](x)
+            x = x.tanh()
+        return self.out(x)
+
+
+def tanh_model(batchnorm=False):
+    return Tanh(batchnorm)

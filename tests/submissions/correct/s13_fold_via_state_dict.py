@@ -103,3 +103,30 @@ def fold_batchnorm(model):
     folded = nn.Sequential(*new_layers)
     folded.load_state_dict(state)
     return folded.eval()
+
+
+class TanhWrapper(nn.Module):
+    def __init__(self, batchnorm):
+        super().__init__()
+        self.net = build_tanh(batchnorm)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def build_tanh(batchnorm):
+    layers = []
+    for fan_in in (784, 100, 100, 100, 100):
+        lin = nn.Linear(fan_in, 100, bias=not batchnorm)
+        nn.init.kaiming_normal_(lin.weight, a=0, mode="fan_in", nonlinearity="tanh")
+        if not batchnorm:
+            nn.init.zeros_(lin.bias)
+        layers += [lin, nn.BatchNorm1d(100), nn.Tanh()] if batchnorm else [lin, nn.Tanh()]
+    out = nn.Linear(100, 10)
+    nn.init.normal_(out.weight, 0.0, 0.01)
+    nn.init.zeros_(out.bias)
+    return nn.Sequential(*layers, out)
+
+
+def tanh_model(batchnorm=False):
+    return TanhWrapper(batchnorm)

@@ -126,3 +126,61 @@ def fold_batchnorm(model):
         else:
             out.append(cur)
     return nn.Sequential(*out)
+
+
+class BatchNorm1d(nn.Module):
+    """makemore's BatchNorm1d: batch statistics in training, running ones in eval mode."""
+
+    def __init__(self, dim, eps=1e-5, momentum=0.1):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.gamma = nn.Parameter(torch.ones(dim))
+        self.beta = nn.Parameter(torch.zeros(dim))
+        self.register_buffer("running_mean", torch.zeros(dim))
+        self.register_buffer("running_var", torch.ones(dim))
+
+    def forward(self, x):
+        if self.training:
+            xmean = x.mean(0, keepdim=True)
+            xvar = x.var(0, keepdim=True)
+        else:
+            xmean, xvar = self.running_mean, self.running_var
+        xhat = (x - xmean) / torch.sqrt(xvar + self.eps)
+        out = self.gamma * xhat + self.beta
+        if self.training:
+            with torch.no_grad():
+                self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * xmean
+                self.running_var = (1 - self.momentum) * self.running_var + self.momentum * xvar
+        return out
+
+
+class TanhNet(nn.Module):
+    """Keeps the saturated share of every tanh layer (|t| > 0.97) in self.saturation, as makemore plots it."""
+
+    def __init__(self, batchnorm):
+        super().__init__()
+        self.linears = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        for fan_in in (784, 100, 100, 100, 100):
+            lin = nn.Linear(fan_in, 100, bias=not batchnorm)
+            with torch.no_grad():
+                lin.weight.normal_(0.0, 1.0).mul_(5 / 3 / fan_in**0.5)
+                if lin.bias is not None:
+                    lin.bias.zero_()
+            self.linears.append(lin)
+            self.norms.append(BatchNorm1d(100) if batchnorm else nn.Identity())
+        self.out = nn.Linear(100, 10)
+        with torch.no_grad():
+            self.out.weight.mul_(0.1)
+        self.saturation = []
+
+    def forward(self, x):
+        self.saturation = []
+        for lin, norm in zip(self.linears, self.norms):
+            x = torch.tanh(norm(lin(x)))
+            self.saturation.append((x.abs() > 0.97).float().mean().item())
+        return self.out(x)
+
+
+def tanh_model(batchnorm=False):
+    return TanhNet(batchnorm)

@@ -98,3 +98,20 @@ def fold_batchnorm(model):
             result.append(pending)
             pending = following
     return nn.Sequential(*result)
+
+
+def tanh_model(batchnorm=False):
+    """makemore's network; the generic MLP above is ReLU-only, so this one is spelled out. Hidden layers:
+    var = gain^2 / fan_in with tanh's gain 5/3, applied as std = sqrt(var)."""
+    blocks = []
+    for fan_in in (784, 100, 100, 100, 100):
+        lin = nn.Linear(fan_in, 100, bias=not batchnorm)
+        var = (5 / 3) ** 2 / fan_in
+        nn.init.normal_(lin.weight, 0.0, math.sqrt(var))
+        if lin.bias is not None:
+            nn.init.zeros_(lin.bias)
+        blocks += [lin, nn.BatchNorm1d(100), nn.Tanh()] if batchnorm else [lin, nn.Tanh()]
+    head = nn.Linear(100, 10)
+    nn.init.xavier_normal_(head.weight, gain=0.05)
+    nn.init.zeros_(head.bias)
+    return nn.Sequential(*blocks, head)

@@ -111,3 +111,26 @@ def fold_batchnorm(model):
         else:
             out.append(layer)
     return nn.Sequential(*out)
+
+
+class TanhNet(nn.Sequential):
+    def __init__(self, batchnorm):
+        layers = []
+        for fan_in in (784, 100, 100, 100, 100):
+            layers.append(nn.Linear(fan_in, 100, bias=not batchnorm))
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(100))
+            layers.append(nn.Tanh())
+        layers.append(nn.Linear(100, 10))
+        super().__init__(*layers)
+        last = f"{len(self) - 1}."
+        for name, p in self.named_parameters():
+            if name.endswith("weight") and p.dim() == 2:
+                std = (5 / 3) / math.sqrt(p.shape[1]) if not name.startswith(last) else 0.01
+                nn.init.normal_(p, 0.0, std)
+            elif name.endswith("bias") and p.shape[0] == 100 and not batchnorm:
+                nn.init.zeros_(p)
+
+
+def tanh_model(batchnorm=False):
+    return TanhNet(batchnorm)

@@ -113,3 +113,33 @@ def fold_batchnorm(model):
         else:
             result.append(layer)
     return nn.Sequential(*result)
+
+
+class TanhNet(nn.Module):
+    def __init__(self, batchnorm):
+        super().__init__()
+        self.l1 = nn.Linear(784, 100, bias=not batchnorm)
+        self.l2 = nn.Linear(100, 100, bias=not batchnorm)
+        self.l3 = nn.Linear(100, 100, bias=not batchnorm)
+        self.l4 = nn.Linear(100, 100, bias=not batchnorm)
+        self.l5 = nn.Linear(100, 100, bias=not batchnorm)
+        self.out = init_(nn.Linear(100, 10), 0.01)
+        for lin in (self.l1, self.l2, self.l3, self.l4, self.l5):
+            nn.init.kaiming_normal_(lin.weight, nonlinearity="tanh")
+            if lin.bias is not None:
+                nn.init.zeros_(lin.bias)
+        self.batchnorm = batchnorm
+        if batchnorm:
+            self.n1, self.n2, self.n3, self.n4, self.n5 = (nn.BatchNorm1d(100, momentum=0.01) for _ in range(5))
+
+    def forward(self, x):
+        for k in range(1, 6):
+            x = getattr(self, f"l{k}")(x)
+            if self.batchnorm:
+                x = getattr(self, f"n{k}")(x)
+            x = F.tanh(x)
+        return self.out(x)
+
+
+def tanh_model(batchnorm=False):
+    return TanhNet(batchnorm)

@@ -108,3 +108,34 @@ def fold_batchnorm(model):
         else:
             folded.append(layer)
     return nn.Sequential(*folded)
+
+
+class TanhMLP(nn.Module):
+    def __init__(self, batchnorm):
+        super().__init__()
+        self.hidden = nn.ModuleList()
+        self.norms = nn.ModuleDict()  # only when asked for, like the dropout modules above
+        for k, fan_in in enumerate((784, 100, 100, 100, 100)):
+            layer = nn.Linear(fan_in, 100, bias=not batchnorm)
+            nn.init.kaiming_uniform_(layer.weight, nonlinearity="tanh")  # U(-b, b), b = (5/3) sqrt(3 / fan_in)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+            self.hidden.append(layer)
+            if batchnorm:
+                self.norms[f"bn{k}"] = nn.BatchNorm1d(100)
+        self.out = nn.Linear(100, 10)
+        with torch.no_grad():
+            self.out.weight /= 100
+
+    def forward(self, x):
+        x = torch.flatten(x, 1)
+        for k, layer in enumerate(self.hidden):
+            x = layer(x)
+            if f"bn{k}" in self.norms:
+                x = self.norms[f"bn{k}"](x)
+            x = torch.tanh(x)
+        return self.out(x)
+
+
+def tanh_model(batchnorm=False):
+    return TanhMLP(batchnorm)
