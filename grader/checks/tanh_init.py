@@ -1,6 +1,6 @@
-"""Check 9 (makemore): a tanh network. tanh_model(False) is makemore's MLP on the lab's images (784 -> 100 x 5 ->
-10, tanh after each hidden layer) with Kaiming's gain for tanh, std (5/3) / sqrt(fan_in); tanh_model(True) puts a
-batch norm between each hidden Linear and its tanh, and that Linear has no bias (the batch mean subtracts it).
+"""makemore's tanh network. tanh_model(False) is makemore's MLP on the lab's images (784 -> 100 x 5 -> 10, tanh
+after each hidden layer) with Kaiming's gain for tanh, std (5/3) / sqrt(fan_in); tanh_model(True) puts a batch
+norm between each hidden Linear and its tanh, and that Linear has no bias (the batch mean subtracts it).
 
 The gain is read from the built weights, the saturation from the rebuilt plain model at init on standardized
 images, and which hidden layers feed a batch norm from behaviour: in train mode, a batch norm subtracts the batch
