@@ -66,6 +66,7 @@ def test_load_reports_the_contract_names(valid):
             "deep_model": "other:type",
             "mnist_model": "function",
             "fold_batchnorm": "missing",
+            "tanh_model": "missing",
         },
         "sigmas": {"small": 0.01, "good": 1.0},
     }
