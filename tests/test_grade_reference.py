@@ -24,16 +24,17 @@ def test_reference_full_marks_fast(reference_fast):
         "dropout",
         "init_sanity",
         "fold_batchnorm",
+        "tanh_init",
         "architecture",
         "training_diagnostics",
     }
     # each check says why it exists, and the measured checks give their expected-and-measured table
     assert all(c.about for c in r.checks)
     assert {c.id for c in r.checks if c.facts} >= {"loss_at_init", "sigma_sweep", "activation_stats", "dropout",
-                                                    "init_sanity", "fold_batchnorm"}  # fmt: skip
+                                                    "init_sanity", "fold_batchnorm", "tanh_init"}  # fmt: skip
     assert r.isolation.method == "bubblewrap" and r.isolation.network_isolated
     # each sandboxed child: the build, the two MNIST trainings, and the small tasks two bundles share
-    names = {"build", "sweep", "recommended", "deep", "mnist_dropout", "mnist_plain", "sanity", "fold"}
+    names = {"build", "sweep", "recommended", "deep", "mnist_dropout", "mnist_plain", "sanity", "fold", "tanh"}
     assert {part for run in r.runs for part in run.name.split("+")} == names
     assert {run.task for run in r.runs if "+" in run.name} == {"bundle"} and len(r.runs) == 5
     assert all(run.ok and run.seconds > 0 for run in r.runs)
