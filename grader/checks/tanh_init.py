@@ -91,11 +91,17 @@ def gain_item(session: Session, a: Assignment) -> tuple[Item, dict]:
                         "100 -> 100 -> 100 -> 10.")  # fmt: skip
     wrong = [x for x in layers if not x["ok"]]
     if wrong:
-        told = [f"layer {x['layer']}: {x['gain']:.3g}" + (f" ({x['mistake']})" if x["mistake"] else "") for x in wrong]
+        named = {x["mistake"] for x in wrong}
+        if len(named) == 1 and None not in named:  # one mistake in every wrong layer: named once
+            told = [f"layer {x['layer']}: {x['gain']:.3g}" for x in wrong]
+            what = f"{listed(told)}, which is {named.pop()}"
+        else:
+            what = listed([f"layer {x['layer']}: {x['gain']:.3g}" + (f" ({x['mistake']})" if x["mistake"] else "")
+                           for x in wrong])  # fmt: skip
         problems.append(
             f"The weight std x sqrt(fan_in) of tanh_model(False)'s hidden layers should be Kaiming's gain for tanh, "
-            f"5/3 = 1.67 (within {tol:.0%}); measured {listed(told)}. Use nn.init.kaiming_normal_(w, "
-            "nonlinearity='tanh') or randn(fan_in, fan_out) * (5/3) / fan_in**0.5."
+            f"5/3 = 1.67 (within {tol:.0%}); measured {what}. Use nn.init.kaiming_normal_(w, nonlinearity='tanh') "
+            "or randn(fan_in, fan_out) * (5/3) / fan_in**0.5."
         )
     measured = ", ".join(f"{x['gain']:.3g}" for x in layers)
     return item(a, ID, "gain", title, not problems, " ".join(problems) or (
