@@ -56,7 +56,7 @@ def test_reference_metrics_are_the_lab_facts(reference_fast):
     drop = reference_fast.check("dropout").metrics
     assert [round(r["rate"], 1) for r in drop["measured_rates"]] == [0.2, 0.5, 0.5]
     assert drop["with_dropout"]["gap"] < drop["without_dropout"]["gap"]
-    assert len(drop["mc"]["error"]) == 20
+    assert drop["mc"]["k"] == list(range(1, 21)) and len(drop["mc"]["error"]) == 20
     fold = reference_fast.check("fold_batchnorm").metrics
     assert fold["max_relative_error"] < 1e-6
 
@@ -86,7 +86,8 @@ def test_reference_full_marks_with_real_budgets(tmp_path):
     grid = result.check("sigma_sweep").metrics["grid"]
     regimes = [g["regime"] for g in grid]
     assert regimes[0] == "stuck" and "small" in regimes and "good" in regimes and "big" in regimes
-    assert len(result.check("dropout").metrics["mc"]["error"]) == 100
+    mc = result.check("dropout").metrics["mc"]
+    assert mc["k"][:20] == list(range(1, 21)) and mc["k"][-1] == 100 and len(mc["error"]) == len(mc["k"])
 
 
 @pytest.mark.slow
