@@ -79,6 +79,7 @@ def test_one_init_that_raises_loses_only_that_init(tmp_path):
     assert lost == {
         "loss_at_init": set(), "sigma_sweep": set(), "activation_stats": {"xavier"}, "dropout": set(),
         "init_sanity": set(), "fold_batchnorm": set(), "architecture": {"deep"}, "training_diagnostics": set(),
+        "tanh_init": set(),
     }  # fmt: skip
     assert "deep_model('xavier') could not be built" in result.check("activation_stats").message
     # init_sanity reports the deep nets without scoring them (the architecture check scores their inits)

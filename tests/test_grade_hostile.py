@@ -217,11 +217,12 @@ def test_an_exception_while_scoring_a_check_costs_only_that_check(tmp_path, monk
     assert "The grader could not score this: ZeroDivisionError ([/] division by zero" in capsys.readouterr().out
     result = GradeResult.model_validate_json((tmp_path / "out" / "result.json").read_bytes())
     broken_check, fine_check = result.checks
-    assert (broken_check.status, broken_check.score, broken_check.max_score) == ("error", 0, 20)
+    deep_points, sweep_points = (load_assignment().max_points(c) for c in ("activation_stats", "sigma_sweep"))
+    assert (broken_check.status, broken_check.score, broken_check.max_score) == ("error", 0, deep_points)
     assert broken_check.message.startswith("The grader could not score this: ZeroDivisionError ([/] division by")
     assert len(broken_check.message) < 600 and not CONTROL.search(broken_check.message)
     assert "Traceback" not in broken_check.model_dump_json()
-    assert (fine_check.status, fine_check.score) == ("passed", 15) and result.score == 15
+    assert (fine_check.status, fine_check.score) == ("passed", sweep_points) and result.score == sweep_points
     assert "Traceback" in caplog.text and "in broken" in caplog.text
     assert (tmp_path / "out" / "results.json").is_file() and (tmp_path / "out" / "report.pdf").is_file()
 

@@ -16,6 +16,7 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
+from grader.assignment import load_assignment
 from grader.result import GradeResult
 from service.db import Database
 from service.migrate import upgrade
@@ -23,7 +24,7 @@ from service.models import GradingAttempt, Instructor, Outcome, Status, Submissi
 from service.security import hash_password
 from service.storage import Storage
 
-from .kit import REDIS, SUBMISSIONS_DIR, add_tiny_assignment, enroll, free_port, make_settings
+from .kit import REDIS, SUBMISSIONS_DIR, TINY, add_tiny_assignment, enroll, free_port, make_settings
 from .processes import LABGRADER, Process, RedisServer, Service, wait_for
 
 REFERENCE = Path(__file__).resolve().parents[2] / "examples" / "reference_solution.py"
@@ -107,7 +108,8 @@ def test_a_submission_goes_from_upload_to_report(service):
     wait_for(finished, 240, "both submissions graded", interval=0.5)
     assert ("running", "running your models") in seen  # progress was visible while it ran
     body = api.status(token, good)
-    assert body["status"] == "done" and body["max_score"] == 95 and body["score"] > 0 and body["progress"] == 1.0
+    tiny_max = sum(sum(items.values()) for items in load_assignment(TINY).points.values())
+    assert body["status"] == "done" and body["max_score"] == tiny_max and body["score"] > 0 and body["progress"] == 1.0
     result = GradeResult.model_validate_json(api.get(token, f"/api/submissions/{good}/result.json").content)
     assert result.submission.student == "Student s0" and result.assignment_id == "tiny"
     assert result.score == body["score"]
