@@ -18,6 +18,14 @@ SUBMISSIONS = ROOT / "tests" / "submissions"
 MAX_POINTS = sum(load_assignment().max_points(check) for check in load_assignment().points)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests run against each database run on SQLite in the fast lane and on PostgreSQL as well in the full suite."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "postgresql" in callspec.params.values():
+            item.add_marker(pytest.mark.slow)
+
+
 @cache
 def graded_fast(path: Path) -> GradeResult:
     """The submission graded with the assignment's fast budgets (the reference still gets full marks there)."""

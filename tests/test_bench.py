@@ -13,6 +13,7 @@ from conftest import MAX_POINTS
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # a benchmark run (30-90 s)
 def test_bench_quick_writes_the_table_goals_and_plot(tmp_path):
     out = tmp_path / "benchmarks.md"
     old = {"name": "workers", "baseline": 200.0, "ours": 150.0, "what": "kept from an earlier run", "unit": "s",
@@ -36,6 +37,7 @@ def test_bench_quick_writes_the_table_goals_and_plot(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png.name})" in table
 
 
+@pytest.mark.slow  # a benchmark run (30-90 s)
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="the api benchmark needs wrk: apt-get install wrk")
 def test_bench_api_quick_loads_a_real_service(tmp_path):
     out = tmp_path / "b.md"
@@ -52,6 +54,7 @@ def test_bench_refuses_an_unknown_name():
     assert done.returncode == 2 and "unknown benchmark 'nope'" in done.stderr
 
 
+@pytest.mark.slow  # a benchmark run (30-90 s)
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="two workers on CPUs of their own need 2 CPUs")
 def test_bench_scaling_quick_pins_each_worker_to_its_own_cpu(tmp_path):
     """Two real workers, each kept on one CPU with its sandbox children; the machine's own 2-CPU ceiling is measured

@@ -39,11 +39,13 @@ def small_limits():
     return a.model_copy(update={"limits": a.limits.model_copy(update=small)})
 
 
+@pytest.mark.slow  # a grading of its own (10-15 s)
 def test_cheating_at_import_changes_nothing(reference_fast, tmp_path):
     result = graded_fast(reference_with("cheater", tmp_path))
     assert [(c.id, c.score) for c in result.checks] == [(c.id, c.score) for c in reference_fast.checks]
 
 
+@pytest.mark.slow  # a grading of its own (10-15 s)
 def test_replacing_the_loss_at_import_does_not_reach_the_training(reference_fast, tmp_path):
     """The student's code runs only in the build job: torch patched at import there changes nothing in the lab's
     tasks, which train the rebuilt models with the grader's own torch in processes of their own."""
@@ -64,8 +66,8 @@ def test_replacing_the_loss_at_import_does_not_reach_the_training(reference_fast
         ("sys_exit_import.py", "exit"),
         ("os_exit_import.py", "exit"),
         ("import_exception.py", "import_error"),
-        ("loop_import.py", BUSY_LOOP),
-        ("memory_list.py", "memory"),
+        pytest.param("loop_import.py", BUSY_LOOP, marks=pytest.mark.slow),  # waits out a CPU budget
+        pytest.param("memory_list.py", "memory", marks=pytest.mark.slow),
         ("print_forever.py", "output_limit"),
         ("fork_bomb.py", None),
         ("segfault.py", "crash"),

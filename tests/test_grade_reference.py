@@ -61,6 +61,7 @@ def test_reference_metrics_are_the_lab_facts(reference_fast):
     assert fold["max_relative_error"] < 1e-6
 
 
+@pytest.mark.slow  # a grading of its own (10-15 s)
 def test_cli_writes_result_and_gradescope_files(tmp_path, capsys):
     assert main(["grade", str(REFERENCE), "--out", str(tmp_path), "--fast", "--quiet"]) == 0
     result = GradeResult.model_validate_json((tmp_path / "result.json").read_text())
@@ -75,6 +76,7 @@ def test_cli_writes_result_and_gradescope_files(tmp_path, capsys):
     assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF-")
 
 
+@pytest.mark.slow  # the real budgets
 def test_reference_full_marks_with_real_budgets(tmp_path):
     """The real grade (minutes): every regime of the sweep, 20 MNIST epochs, 100 MC passes."""
     assert main(["grade", str(REFERENCE), "--out", str(tmp_path), "--quiet"]) == 0

@@ -116,6 +116,7 @@ def test_the_sandboxs_reply_is_cleaned_where_it_is_read():
     assert ok.meta == {"layers": [{"type": "A" * (META_LIMIT - 1) + CUT, "torch": False}, {"type": "Linear"}], "k": 1}
 
 
+@pytest.mark.slow  # waits for a task's timeout
 def test_a_long_source_line_in_a_timeout_traceback_does_not_break_the_grader(tmp_path):
     """The parent builds the traceback of a timed-out child from the student's source lines; a line of 100 kB
     once made the trusted SandboxFailure model (max_length) raise instead of reporting the timeout."""

@@ -48,6 +48,7 @@ def test_same_result_renders_the_same_content(reference_fast, reference_pdf, tmp
     assert pdf_text(again) == pdf_text(reference_pdf)
 
 
+@pytest.mark.slow  # a grading of its own (10-15 s)
 def test_failed_check_shows_verdict_and_hint(tmp_path):
     from bugs import BUGS
 

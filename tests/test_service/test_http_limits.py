@@ -68,6 +68,7 @@ def endless_header(svc: Service, limit_mb: int = 64) -> tuple[int, bytes]:
         return sent, reply(sock)
 
 
+@pytest.mark.slow  # floods a real server
 def test_endless_headers_are_cut_off_while_health_stays_fast_and_memory_flat(api):
     pid = api.api.pid
     with httpx.Client() as client:
@@ -106,6 +107,7 @@ def test_endless_headers_are_cut_off_while_health_stays_fast_and_memory_flat(api
     assert max(peak) - before < 30, f"API RSS {before:.0f} MB -> {max(peak):.0f} MB"
 
 
+@pytest.mark.slow  # waits out the header timeout
 def test_slow_and_silent_clients_are_dropped_within_the_header_timeout(api):
     timeout = Settings.model_fields["header_timeout_seconds"].default  # what docs/deploy.md states: 10 s
     results: dict[str, tuple[float, bytes]] = {}
@@ -139,6 +141,7 @@ def test_slow_and_silent_clients_are_dropped_within_the_header_timeout(api):
     assert httpx.get(f"{api.url}/api/health").status_code == 200
 
 
+@pytest.mark.slow  # floods a real server
 def test_header_count_and_size_limits_leave_ordinary_requests_alone(api):
     def send(payload: bytes) -> bytes:
         with connect(api) as sock:

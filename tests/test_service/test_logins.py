@@ -74,6 +74,7 @@ def test_an_unknown_email_takes_as_long_as_a_wrong_password(start):
         assert 0.6 < unknown / known < 1.65, f"{channel}: unknown {unknown * 1000:.0f} ms, known {known * 1000:.0f} ms"
 
 
+@pytest.mark.slow  # waits out a rate-limit window or a flood
 def test_attempts_beyond_the_limits_get_429_until_the_window_passes_or_the_password_is_set(start):
     svc = start(login_limit_per_address=8, login_limit_per_account=4)  # the defaults are 20 and 10 in 900 s
     for email, address in ((PROF[0], "198.51.100.1"), ("nobody@example.org", "198.51.100.2")):
@@ -100,6 +101,7 @@ def test_attempts_beyond_the_limits_get_429_until_the_window_passes_or_the_passw
     assert basic(svc.url, PROF[0], "a new password", "198.51.100.5").status_code == 200
 
 
+@pytest.mark.slow  # waits out a rate-limit window or a flood
 def test_health_stays_fast_during_a_flood_of_wrong_basic_auth(start):
     svc = start()
 

@@ -90,7 +90,9 @@ def result_files(storage: Storage, sid: str) -> list[Path]:
     return sorted(storage.submission_dir(sid).glob("g*-a*/result.json"))
 
 
-@pytest.mark.parametrize("service", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize(
+    "service", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)], indirect=True
+)  # PostgreSQL in the full suite
 def test_a_submission_goes_from_upload_to_report(service):
     (token,) = enroll(service.db, 1, "tiny")
     service.start_api()
@@ -125,6 +127,7 @@ def test_a_submission_goes_from_upload_to_report(service):
     assert "SyntaxError" in text and "broken.py" in text
 
 
+@pytest.mark.slow  # real workers graded for tens of seconds
 def test_a_worker_killed_while_grading_is_replaced_and_the_submission_graded_once(service):
     (token,) = enroll(service.db, 1, "tiny")
     service.start_api()
@@ -143,6 +146,7 @@ def test_a_worker_killed_while_grading_is_replaced_and_the_submission_graded_onc
     assert api.status(token, sid)["score"] > 0
 
 
+@pytest.mark.slow  # real workers graded for tens of seconds
 def test_redis_restarted_empty_loses_no_submission(service, tmp_path):
     redis_server = RedisServer(tmp_path)
     redis_server.start()
@@ -160,6 +164,7 @@ def test_redis_restarted_empty_loses_no_submission(service, tmp_path):
     redis_server.kill()
 
 
+@pytest.mark.slow  # real workers graded for tens of seconds
 def test_the_api_restarted_mid_burst_loses_nothing_and_grades_nothing_twice(service):
     tokens = enroll(service.db, 5, "tiny")
     api_process = service.start_api()
@@ -190,6 +195,7 @@ async def _burst(url: str, tokens: list[str], per_student: int) -> tuple[list[st
     return [sid for sid, _ in done], [dt for _, dt in done]
 
 
+@pytest.mark.slow  # real workers graded for tens of seconds
 def test_a_burst_of_200_submissions_from_50_students_is_all_graded_once(service):
     tokens = enroll(service.db, 50, "tiny")
     service.start_api()
@@ -219,6 +225,7 @@ def test_a_burst_of_200_submissions_from_50_students_is_all_graded_once(service)
     assert done_attempts(service.db) == dict.fromkeys(ids, 1)
 
 
+@pytest.mark.slow  # real workers graded for tens of seconds
 def test_hostile_submissions_through_the_api_leave_the_workers_standing(service):
     """Every hostile file of the grader's tests, sent as students send them: each one ends graded with a
     report (or failed with a reason), and the same worker processes grade a draft afterwards."""
@@ -283,6 +290,7 @@ def _answers(url: str) -> bool:
         return False
 
 
+@pytest.mark.slow  # real workers grading twice
 def test_a_regrade_grades_a_new_generation_once(service):
     (token,) = enroll(service.db, 1, "tiny")
     with service.db.session() as s:

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -154,6 +155,7 @@ def test_late_submissions_are_accepted_and_flagged(client, db):
     assert r.status_code == 202 and r.json()["late"] is True
 
 
+@pytest.mark.slow  # waits for the sweep
 def test_with_the_broker_down_a_submission_is_kept_and_sent_by_the_sweep(tmp_path, database_url):
     down = make_settings(tmp_path, database_url, broker_url="redis://127.0.0.1:1/0", requeue_after_seconds=0)
     upgrade(down.sqlalchemy_url)
