@@ -165,6 +165,32 @@ class SectionConfig(_Strict):
     members: list[str] = Field(min_length=1)
 
 
+class RubricLevel(_Strict):
+    """One line of a written question's rubric: what an answer worth `points` shows."""
+
+    points: float = Field(ge=0)
+    text: str = Field(min_length=1, max_length=500)
+
+
+class QuestionConfig(_Strict):
+    """A written answer the lab asks for: students type it in the portal, instructors grade it by hand."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]{1,40}$")
+    title: str = Field(min_length=1, max_length=120)
+    prompt: str = Field(min_length=1, max_length=2000)
+    points: float = Field(gt=0)
+    #: the levels an instructor picks from (highest first); points in between stay allowed
+    rubric: list[RubricLevel] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _levels_within_points(self) -> QuestionConfig:
+        for level in self.rubric:
+            if level.points > self.points:
+                raise ValueError(f"question {self.id!r}: a rubric level gives {level.points:g} points, more than "
+                                 f"the question's {self.points:g}")  # fmt: skip
+        return self
+
+
 class Assignment(_Strict):
     id: str
     title: str
@@ -180,6 +206,8 @@ class Assignment(_Strict):
     points: dict[str, dict[str, float]]
     #: how the points divide into the lab's parts, in report order; empty: the report shows checks only
     sections: list[SectionConfig] = Field(default_factory=list)
+    #: written answers graded by hand (the service's portal and dashboard); the grader scores none of them
+    questions: list[QuestionConfig] = Field(default_factory=list)
     fast: FastConfig
 
     @model_validator(mode="after")
@@ -210,6 +238,19 @@ class Assignment(_Strict):
         if orphans:
             raise ValueError(f"scored items in no section: {', '.join(orphans)}; add them to a [[sections]] entry")
         return self
+
+    @model_validator(mode="after")
+    def _question_ids_unique(self) -> Assignment:
+        ids = [q.id for q in self.questions]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"questions: the id {twice[0]!r} is used twice; give each question its own id")
+        return self
+
+    @property
+    def manual_points(self) -> float:
+        """What the written answers are worth together."""
+        return float(sum(q.points for q in self.questions))
 
     def max_points(self, check_id: str) -> float:
         return float(sum(self.points.get(check_id, {}).values()))

@@ -143,6 +143,9 @@ class Submission(Base):
     check_scores: Mapped[dict | None] = mapped_column(JSON)  # check id -> {score, max_score, status}
     # section id -> {title, score, max_score} (the assignment's [[sections]]); None: graded before revision 0006
     section_scores: Mapped[dict | None] = mapped_column(JSON)
+    # why a failed or 0-point grading got nothing, in one sentence (GET /api/submissions/{id}, the portal)
+    summary: Mapped[str | None] = mapped_column(Text)
+    fast: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")  # graded with the [fast] budgets
 
     student: Mapped[Student] = relationship(lazy="joined")
 
@@ -151,6 +154,35 @@ class Submission(Base):
         Index("ix_submissions_status_queued", "status", "queued_at"),
         Index("ix_submissions_assignment", "assignment_id"),
     )
+
+
+class Answer(Base):
+    """A student's written answer to one question of an assignment: the draft being typed, and the text last
+    submitted (what instructors grade). Kept per student and assignment, so a regrade of the code keeps it."""
+
+    __tablename__ = "answers"
+    student_pk: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"), primary_key=True)
+    assignment_id: Mapped[str] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), primary_key=True)
+    question_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    draft: Mapped[str] = mapped_column(Text, default="")
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    text: Mapped[str | None] = mapped_column(Text)  # None: never submitted
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)  # submitted after the deadline
+
+
+class ManualGrade(Base):
+    """An instructor's points and comment for one written answer. Kept per student, assignment and question:
+    regrading the code leaves it alone."""
+
+    __tablename__ = "manual_grades"
+    student_pk: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"), primary_key=True)
+    assignment_id: Mapped[str] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), primary_key=True)
+    question_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    points: Mapped[float] = mapped_column(Float)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    grader: Mapped[str] = mapped_column(String(320))  # the instructor's email
+    graded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class GradingAttempt(Base):
