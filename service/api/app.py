@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
@@ -24,6 +24,9 @@ from service.dashboard.auth import LoginRequired, login_redirect, secret_key
 from service.db import Database
 from service.login import dummy_hash
 from service.maintenance import sweep_once
+from service.portal import grading as answer_grading
+from service.portal import routes as portal
+from service.portal.auth import StudentLoginRequired
 from service.queue import broker_answers, make_celery
 from service.settings import Settings
 from service.storage import Storage
@@ -77,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(submissions.router)
     app.include_router(instructors.router)
     app.include_router(dashboard.router)
+    app.include_router(answer_grading.router)
+    app.include_router(portal.router)
 
     @app.exception_handler(LoginRequired)
     def _to_login(request: Request, exc: LoginRequired) -> Response:
@@ -85,9 +90,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return Response(status_code=204, headers={"HX-Redirect": url})
         return RedirectResponse(url, status_code=303)
 
+    @app.exception_handler(StudentLoginRequired)
+    def _to_sign_in(request: Request, exc: StudentLoginRequired) -> Response:
+        if "application/json" in request.headers.get("accept", ""):  # the portal's script: say it, do not redirect
+            return JSONResponse({"detail": "Your session has ended: sign in again with your token."}, status_code=401)
+        return RedirectResponse("/student", status_code=303)
+
     @app.get("/", include_in_schema=False)
-    def home() -> RedirectResponse:
-        return RedirectResponse("/dashboard", status_code=303)
+    def home(request: Request) -> RedirectResponse:
+        """Instructors to their dashboard, everyone else to the student portal."""
+        return RedirectResponse("/dashboard" if "instructor" in request.session else "/student", status_code=303)
 
     @app.get("/api/health", response_model=Health, tags=["service"], responses={503: {"model": Health}})
     def health(state: StateDep, response: Response) -> Health:
