@@ -153,8 +153,10 @@ def assignment(request: Request, state: StateDep, session: SessionDep, me: Stude
 
 @router.post("/assignments/{assignment_id}/submissions", dependencies=[Csrf])
 def upload(request: Request, state: StateDep, session: SessionDep, background: BackgroundTasks, me: Student_,
-           assignment_id: str, file: Annotated[UploadFile | None, File()] = None) -> Response:  # fmt: skip
-    """The API's checks and messages (service/intake.py). A script's fetch gets JSON; a plain form a page."""
+           assignment_id: str, file: Annotated[UploadFile | None, File()] = None,
+           with_answers: Annotated[bool, Form()] = False) -> Response:  # fmt: skip
+    """The API's checks and messages (service/intake.py). A script's fetch gets JSON; a plain form a page.
+    `with_answers`: the written answers' drafts are submitted with the file."""
     settings = state.settings
     try:
         target = find_assignment(session, me, assignment_id)
@@ -172,6 +174,8 @@ def upload(request: Request, state: StateDep, session: SessionDep, background: B
         return page(request, "assignment.html.j2", status_code=e.status_code, me=me,
                     v=_assignment_view(state, session, me, a, True), saved="", err=e.detail)  # fmt: skip
     sub = store_submission(session, state.storage, me, target, filename, data)
+    if with_answers:
+        written.save_answers(session, me, target, {}, submit=True)
     session.commit()  # stored before queued: if the broker is down, the sweep sends it later
     background.add_task(send, state.celery, settings.queue, sub.id, sub.generation)
     url = f"/student/submissions/{sub.id}"

@@ -105,6 +105,13 @@ def test_upload_uses_the_api_checks_and_lands_in_the_queue(client, tokens, setti
     assert r.status_code == 413
     r = upload(client, csrf, "lab.py", b"x = 2\n", Accept="application/json")
     assert r.status_code == 202 and r.json()["url"].startswith("/student/submissions/")
+    # drafts handed in with the file
+    client.post("/student/assignments/init-reg/answers", data={"csrf_token": csrf, "q_mc_ensemble": "K=50"})
+    r = client.post("/student/assignments/init-reg/submissions", data={"csrf_token": csrf, "with_answers": "true"},
+                    files={"file": ("lab.py", b"x = 3\n")}, follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303
+    with db.session() as s:
+        assert [(a.question_id, a.text) for a in s.scalars(select(Answer))] == [("mc_ensemble", "K=50")]
 
 
 def test_a_student_sees_nothing_of_another(client, tokens, settings, db):
