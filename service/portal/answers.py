@@ -102,3 +102,14 @@ def question_views(session: Session, student_pk: int, assignment: Assignment) ->
     answers = answers_of(session, student_pk, assignment.id)
     grades = grades_of(session, student_pk, assignment.id)
     return [QuestionView(q, answers.get(q.id), grades.get(q.id)) for q in questions(assignment)]
+
+
+def for_report(session: Session, student_pk: int, assignment: Assignment) -> list:
+    """The written answers as the report prints them (reports.render.WrittenAnswer): each question with the text
+    submitted by now, None where nothing was submitted; empty for an assignment without questions."""
+    from reports.render import WrittenAnswer  # the worker's side only: the API does not load the report's stack
+
+    answers = answers_of(session, student_pk, assignment.id)
+    return [WrittenAnswer(title=q.title, prompt=q.prompt, text=(a.text if (a := answers.get(q.id)) else None),
+                          points=q.points, submitted_at=a.submitted_at if a else None)
+            for q in questions(assignment)]  # fmt: skip
