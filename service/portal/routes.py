@@ -49,7 +49,7 @@ def _environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)  # fmt: skip
     env.filters["points"] = lambda v: "" if v is None else f"{v:g}"
     env.filters["when"] = _when
-    env.filters["size"] = lambda n: f"{n / 1000:.1f} kB" if n >= 1000 else f"{n} bytes"
+    env.filters["size"] = lambda n: f"{n / 1e6:g} MB" if n >= 1e6 else f"{n / 1e3:g} kB" if n >= 1e3 else f"{n} bytes"
     return env
 
 

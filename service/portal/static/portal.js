@@ -54,7 +54,7 @@ function setUpUpload(form) {
     button.disabled = true;
     button.textContent = "Uploading…";
     try {
-      const response = await fetch(form.action, {
+      const response = await fetch(form.getAttribute("action"), {
         method: "POST", body: new FormData(form), credentials: "same-origin",
         headers: { "Accept": "application/json", "X-CSRF-Token": csrf() },
       });
@@ -86,7 +86,7 @@ function setUpAnswers(form) {
     dirty = new Set();
     note.textContent = "Saving draft…";
     try {
-      const response = await fetch(form.action, {
+      const response = await fetch(form.getAttribute("action"), {
         method: "POST", body, credentials: "same-origin",
         headers: { "Accept": "application/json", "X-CSRF-Token": csrf() },
       });
