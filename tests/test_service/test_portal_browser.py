@@ -15,12 +15,13 @@ from playwright.sync_api import Page, expect, sync_playwright
 from grader.assignment import DEFAULT_ASSIGNMENT
 from service.db import Database
 from service.migrate import upgrade
-from service.models import Assignment
+from service.models import Assignment, Instructor
 from service.roster import RosterRow, import_roster
+from service.security import hash_password
 
 from .kit import TINY, make_settings
 from .processes import Service
-from .test_dashboard_browser import CHROMIUM, FLAGS, shot
+from .test_dashboard_browser import CHROMIUM, FLAGS, PROF, log_in, shot
 
 REFERENCE = Path(__file__).resolve().parents[2] / "examples" / "reference_solution.py"
 SIZES = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
@@ -48,6 +49,7 @@ def service(tmp_path):
         issued = import_roster(s, [RosterRow("u01", "Ada Lovelace", None), RosterRow("u02", "Alan Turing", None)],
                                "lab")  # fmt: skip
         tokens = [i.token for i in issued]
+        s.add(Instructor(email=PROF[0], password_hash=hash_password(PROF[1])))
     svc = Service(settings, tmp_path)
     svc.start_api()
     svc.start_worker()
@@ -170,3 +172,42 @@ def test_a_student_submits_follows_reads_and_answers(service, browser, tmp_path)
     for path in (graded, f"{graded}/report.pdf", f"{graded}/result.json", f"{graded}/status"):
         assert other.request.get(url + path).status == 404, path  # Ada's submission, as if it did not exist
     context.close()
+
+
+def test_an_instructor_grades_the_answers_from_the_keyboard(service, browser, tmp_path):
+    svc, (ada, alan) = service
+    url = svc.url
+    student = browser.new_context(viewport=SIZES["desktop"]).new_page()
+    for token, text in ((ada, "0.01 slow, 1 good, 10 big; loss at init 0.69 = ln 2"), (alan, "sigma 1 is fine")):
+        sign_in(student, url, token)
+        student.goto(f"{url}/student/assignments/lab")
+        student.locator("#answer-form textarea").nth(0).fill(text)
+        student.click("button[value=submit]")
+        expect(student.locator(".flash.ok")).to_have_text("Your answers are submitted.")
+        student.click("header button:has-text('Sign out')")
+
+    page = browser.new_context(viewport=SIZES["desktop"]).new_page()
+    log_in(page, url)
+    page.goto(f"{url}/dashboard/assignments/lab/answers")
+    expect(page.locator(".stat")).to_contain_text("2 students wait")
+    shot(page, "grading-0-index-desktop", tmp_path)
+    page.click("#start")
+    expect(page.locator("h1")).to_contain_text("Ada Lovelace")
+    expect(page.locator(".question").first).to_contain_text("loss at init 0.69 = ln 2")
+    page.locator(".question").first.locator("button.level").first.focus()
+    page.keyboard.press("1")  # the first rubric level: 4 points
+    expect(page.locator("#points_sigma_regimes")).to_have_value("4")
+    page.fill("input[name=comment_sigma_regimes]", "clear, with the loss at init")
+    shot(page, "grading-1-student-desktop", tmp_path)
+    page.keyboard.press("Control+Enter")  # saved, and on to the next student who waits
+    expect(page.locator("h1")).to_contain_text("Alan Turing")
+    expect(page.locator(".flash.ok")).to_contain_text("Saved Ada Lovelace's grades.")
+    page.fill("#points_sigma_regimes", "1.5")
+    page.keyboard.press("Control+Enter")
+    expect(page).to_have_url(re.compile(r"/dashboard/assignments/lab/answers\?"))
+    expect(page.locator(".flash.ok")).to_contain_text("Every submitted answer is graded.")
+    expect(page.locator("tr[data-student=u01]")).to_contain_text("4")
+
+    sign_in(student, url, ada)
+    student.goto(f"{url}/student/assignments/lab")
+    expect(student.locator(".question").first.locator(".graded")).to_have_text("4 / 4: clear, with the loss at init")

@@ -1,5 +1,6 @@
-// Grading written answers from the keyboard. 1-9 inside a question pick that rubric level; Ctrl+Enter saves and
-// goes on to the next student who waits; j / k (outside a field) open the next / previous student.
+// Grading written answers from the keyboard. On a question's rubric (Tab reaches its levels), 1-9 pick that level
+// and fill its points; Ctrl+Enter saves and goes on to the next student who waits; j / k (outside a field) open
+// the next / previous student. In the points and comment fields keys type as usual.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.querySelector("form#grading");
@@ -19,14 +20,13 @@ document.addEventListener("DOMContentLoaded", () => {
       form.querySelector("#save-next").click();
       return;
     }
-    const typing = e.target.matches("input[name^=comment_], textarea");
+    if (e.target.matches("input, textarea, select") || e.ctrlKey || e.altKey || e.metaKey) return;  // typing
     const question = e.target.closest ? e.target.closest(".question") : null;
-    if (!typing && question && /^[1-9]$/.test(e.key) && !e.ctrlKey && !e.altKey && !e.metaKey) {
+    if (question && /^[1-9]$/.test(e.key)) {
       const level = question.querySelectorAll("button.level")[Number(e.key) - 1];
-      if (level) { e.preventDefault(); pick(level); }
+      if (level) { e.preventDefault(); pick(level); level.focus(); }
       return;
     }
-    if (typing || e.target.matches("input, textarea, select") || e.ctrlKey || e.altKey || e.metaKey) return;
     if (e.key === "j" && form.dataset.next) window.location.assign(form.dataset.next);
     if (e.key === "k" && form.dataset.prev) window.location.assign(form.dataset.prev);
   });
