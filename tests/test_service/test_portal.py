@@ -206,3 +206,17 @@ def test_instructors_grade_answers_and_go_to_the_next_student(client, tokens, db
     csrf = sign_in(client, tokens[0])
     page = client.get("/student/assignments/init-reg").text
     assert "3.5 / 4" in page and "no ln 2" in page
+
+
+def test_grading_pages_are_for_instructors_only(client, tokens, db):
+    sign_in(client, tokens[0])  # a student's session opens none of them
+    with db.session() as s:
+        pk = s.scalar(select(Student.id).where(Student.student_id == "s0"))
+    for path in ["/dashboard/assignments/init-reg/answers", f"/dashboard/assignments/init-reg/answers/{pk}"]:
+        r = client.get(path, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?next="), path
+    r = client.post(f"/dashboard/assignments/init-reg/answers/{pk}", data={"points_sigma_regimes": "4"},
+                    follow_redirects=False)  # fmt: skip
+    assert r.status_code in (303, 403)
+    with db.session() as s:
+        assert s.scalar(select(ManualGrade)) is None
