@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from grader.assignment import Assignment as GraderAssignment
 from grader.assignment import load_assignment
-from grader.checks import CHECKS
+from grader.catalog import CATALOG
 from service.models import Assignment, Enrollment, Status, Student, Submission
 
 FILTERS = {
@@ -37,7 +37,7 @@ class Column:
 @cache
 def _columns(config_path: str | None) -> tuple[Column, ...]:
     spec = load_assignment(Path(config_path) if config_path else None)
-    return tuple(Column(c.id, c.title, spec.max_points(c.id)) for c in CHECKS if spec.max_points(c.id) > 0)
+    return tuple(Column(cid, title, spec.max_points(cid)) for cid, title in CATALOG if spec.max_points(cid) > 0)
 
 
 def check_columns(assignment: Assignment) -> tuple[Column, ...]:

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
-
-from reports.plots import svg
 from service.dashboard.grades import Column, Row
 from service.models import Status
 
@@ -61,6 +57,11 @@ def overview(rows: list[Row], columns: tuple[Column, ...]) -> Overview:
 
 
 def _distribution(totals: list[float], max_score: float | None) -> str:
+    import matplotlib.pyplot as plt  # here, not at import: the app starts without matplotlib (drawn on demand)
+    from matplotlib.ticker import MaxNLocator
+
+    from reports.plots import svg
+
     fig, ax = plt.subplots(figsize=(5.2, 2.6))
     top = max_score or max(totals) or 1.0
     ax.hist(totals, bins=min(20, max(5, len(totals) // 2)), range=(0, top), color="#3b6ea5", edgecolor="white")
@@ -73,6 +74,10 @@ def _distribution(totals: list[float], max_score: float | None) -> str:
 
 
 def _pass_rates(checks: list[CheckStats]) -> str:
+    import matplotlib.pyplot as plt
+
+    from reports.plots import svg
+
     fig, ax = plt.subplots(figsize=(5.2, 0.45 * len(checks) + 0.8))
     names = [c.column.title for c in checks][::-1]
     rates = [100 * c.pass_rate for c in checks][::-1]
