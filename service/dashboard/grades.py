@@ -4,18 +4,19 @@ dashboard offers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, lazyload, undefer
 
 from grader.assignment import Assignment as GraderAssignment
 from grader.assignment import load_assignment
 from grader.catalog import CATALOG
-from service.models import Assignment, Enrollment, Status, Student, Submission
+from service.models import Assignment, Enrollment, ManualGrade, Status, Student, Submission
 
 FILTERS = {
     "": "everyone",
@@ -24,7 +25,7 @@ FILTERS = {
     "not_submitted": "not submitted",
     "errors": "errors",
 }
-SORTS = ("name", "student_id", "total", "submissions", "status", "submitted")
+SORTS = ("name", "student_id", "total", "written", "submissions", "status", "submitted")
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,20 @@ def section_columns(assignment: Assignment) -> tuple[Column, ...]:
     return _sections(assignment.config_path)
 
 
+PENDING = (Status.queued, Status.running)
+
+
 @dataclass
 class Row:
+    """A student of the roster: their submissions (newest first), the one that counts, the one an export takes
+    (`graded`, see graded_submission) and their manual grades of the written answers ({question id: grade})."""
+
     student: Student
     submissions: list[Submission] = field(default_factory=list)
     counted: Submission | None = None
+    graded: Submission | None = None
+    manual: dict[str, ManualGrade] = field(default_factory=dict)
+    manual_max: float = 0.0  # what the assignment's written questions are worth together (0: none)
 
     @property
     def status(self) -> str:
@@ -77,15 +87,41 @@ class Row:
     @property
     def live(self) -> bool:
         """Whether the row changes by itself (something of the student's waits or runs)."""
-        return any(s.status in (Status.queued, Status.running) for s in self.submissions)
+        return any(s.status in PENDING for s in self.submissions)
+
+    @property
+    def auto_score(self) -> float | None:
+        """The automated points: the counted submission's score."""
+        return self.counted.score if self.counted else None
+
+    @property
+    def manual_points(self) -> float | None:
+        """The points of the graded written answers together; None while none is graded."""
+        return sum(g.points for g in self.manual.values()) if self.manual else None
 
     @property
     def total(self) -> float | None:
-        return self.counted.score if self.counted else None
+        """Automated score of the counted submission + manual points (None while neither exists)."""
+        return _add(self.auto_score, self.manual_points)
+
+    @property
+    def max_score(self) -> float | None:
+        auto = self.counted.max_score if self.counted else None
+        return _add(auto, self.manual_max or None)
+
+    @property
+    def export_score(self) -> float | None:
+        """What the exports write as the grade: the graded submission's score + manual points."""
+        return _add(self.graded.score if self.graded else None, self.manual_points)
 
     @property
     def late(self) -> bool:
         return bool(self.counted and self.counted.late)
+
+    @property
+    def fast(self) -> bool:
+        """Whether the counted submission was graded with the fast budgets (not a real grade)."""
+        return bool(self.counted and self.counted.fast)
 
     def check(self, check_id: str) -> dict | None:
         scores = (self.counted.check_scores or {}) if self.counted else {}
@@ -108,6 +144,10 @@ class Row:
         return self.status == "failed" or any(c.get("status") == "error" for c in scores.values())
 
 
+def _add(a: float | None, b: float | None) -> float | None:
+    return None if a is None and b is None else (a or 0.0) + (b or 0.0)
+
+
 def counted_submission(subs: list[Submission], counting: str) -> Submission | None:
     """The latest submission, or with counting 'best' the best graded one (the latest while none is graded)."""
     if not subs:
@@ -120,7 +160,46 @@ def counted_submission(subs: list[Submission], counting: str) -> Submission | No
     return latest
 
 
-def grade_table(session: Session, assignment: Assignment, student_pk: int | None = None) -> list[Row]:
+def has_grade(sub: Submission) -> bool:
+    """Whether the submission holds a grade: graded (done), or queued/running again for a regrade with the score
+    of its previous grading still on record. A failed grading holds none."""
+    return sub.score is not None and (sub.status == Status.done or sub.status in PENDING)
+
+
+def graded_submission(subs: list[Submission], counting: str) -> Submission | None:
+    """The submission an export takes: among those that hold a grade (has_grade), the latest, or with counting
+    'best' the best one. So a student whose latest submission is queued, running or failed keeps the grade of the
+    latest graded one; None when no submission of theirs was ever graded."""
+    graded = [s for s in subs if has_grade(s)]
+    if not graded:
+        return None
+    if counting == "best":
+        return max(graded, key=lambda s: (s.score, s.created_at))
+    return max(graded, key=lambda s: s.created_at)
+
+
+@cache
+def _manual_max(config_path: str | None) -> float:
+    spec = load_assignment(Path(config_path) if config_path else None)
+    return spec.manual_points
+
+
+def manual_max(assignment: Assignment) -> float:
+    """What the written questions of the assignment are worth together (0 without [[questions]])."""
+    return _manual_max(assignment.config_path)
+
+
+# The columns the grade table never shows for a submission that does not count: loaded for the counted (and the
+# exported) submissions only, in one more query.
+HEAVY = (Submission.check_scores, Submission.section_scores, Submission.error, Submission.summary)
+
+
+def grade_table(
+    session: Session, assignment: Assignment, student_pk: int | None = None, student_pks: Iterable[int] | None = None
+) -> list[Row]:
+    """The roster's rows (or one student's, or some students'), in four queries whatever their number: students,
+    their submissions without the heavy columns, the heavy columns of the counted and exported submissions, and
+    the manual grades."""
     query = (
         select(Student)
         .join(Enrollment, Enrollment.student_pk == Student.id)
@@ -128,16 +207,46 @@ def grade_table(session: Session, assignment: Assignment, student_pk: int | None
     )
     if student_pk is not None:
         query = query.where(Student.id == student_pk)
-    rows = {s.id: Row(s) for s in session.scalars(query)}
+    if student_pks is not None:
+        query = query.where(Student.id.in_(list(student_pks)))
+    one = student_pk is not None
+    rows = {s.id: Row(s, manual_max=manual_max(assignment)) for s in session.scalars(query)}
+    if not rows:
+        return []
+    where = [Submission.assignment_id == assignment.id]
+    if one or student_pks is not None:
+        where.append(Submission.student_pk.in_(list(rows)))  # else every submission of the assignment
     subs = session.scalars(
-        select(Submission).where(Submission.assignment_id == assignment.id, Submission.student_pk.in_(rows))
+        select(Submission)
+        .where(*where)
+        .options(lazyload(Submission.student), *([] if one else [defer(c) for c in HEAVY]))
     )
     for sub in subs:
-        rows[sub.student_pk].submissions.append(sub)
+        if sub.student_pk in rows:
+            rows[sub.student_pk].submissions.append(sub)
+    wanted = set()
     for row in rows.values():
         row.submissions.sort(key=lambda s: s.created_at, reverse=True)
         row.counted = counted_submission(row.submissions, assignment.counting)
+        row.graded = graded_submission(row.submissions, assignment.counting)
+        wanted |= {s.id for s in (row.counted, row.graded) if s is not None}
+    if wanted and not one:
+        for chunk in _chunks(sorted(wanted), 500):  # the heavy columns of those subs, onto the loaded objects
+            list(session.scalars(select(Submission).where(Submission.id.in_(chunk))
+                                 .options(lazyload(Submission.student), undefer("*"))
+                                 .execution_options(populate_existing=True)))  # fmt: skip
+    grades = select(ManualGrade).where(ManualGrade.assignment_id == assignment.id)
+    if one or student_pks is not None:
+        grades = grades.where(ManualGrade.student_pk.in_(list(rows)))
+    for g in session.scalars(grades):
+        if g.student_pk in rows:
+            rows[g.student_pk].manual[g.question_id] = g
     return list(rows.values())
+
+
+def _chunks(items: list, n: int) -> Iterator[list]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
 
 
 def select_rows(
@@ -159,6 +268,7 @@ def select_rows(
         "name": lambda r: r.student.name.casefold(),
         "student_id": lambda r: r.student.student_id,
         "total": lambda r: r.total,
+        "written": lambda r: r.manual_points,
         "submissions": lambda r: len(r.submissions),
         "status": lambda r: r.status,
         "submitted": lambda r: r.counted.created_at if r.counted else None,

@@ -29,6 +29,9 @@ class Overview:
     mean: float | None
     median: float | None
     max_score: float | None
+    written_graded: int  # students with at least one written answer graded by hand
+    written_mean: float | None  # their mean manual points
+    written_max: float  # what the written answers are worth (0: the assignment has none)
     checks: list[CheckStats]
     distribution_svg: str | None
     pass_rate_svg: str | None
@@ -38,19 +41,33 @@ class Overview:
         return sorted((c for c in self.checks if c.graded), key=lambda c: (c.pass_rate, c.column.title))
 
 
+def median(values: list[float]) -> float | None:
+    """The middle value; for an even count, the mean of the two middle ones."""
+    v = sorted(values)
+    if not v:
+        return None
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+
+
 def overview(rows: list[Row], columns: tuple[Column, ...]) -> Overview:
+    """Over the students whose counted submission is graded; their totals include the written answers' manual
+    points (Row.total)."""
     graded = [r for r in rows if r.counted is not None and r.counted.status == Status.done and r.total is not None]
     totals = sorted(r.total for r in graded)
+    written = [r.manual_points for r in rows if r.manual_points is not None]
     checks = []
     for col in columns:
         found = [r.check(col.id) for r in graded if r.check(col.id) is not None]
         checks.append(CheckStats(col, len(found), sum(c.get("status") == "passed" for c in found),
                                  sum(c.get("score", 0.0) for c in found) / len(found) if found else 0.0))  # fmt: skip
-    max_score = graded[0].counted.max_score if graded else None
+    max_score = graded[0].max_score if graded else None
     return Overview(
         students=len(rows), submitted=sum(r.counted is not None for r in rows), graded=len(graded),
         late=sum(r.late for r in rows), mean=sum(totals) / len(totals) if totals else None,
-        median=totals[len(totals) // 2] if totals else None, max_score=max_score, checks=checks,
+        median=median(totals), max_score=max_score, written_graded=len(written),
+        written_mean=sum(written) / len(written) if written else None,
+        written_max=rows[0].manual_max if rows else 0.0, checks=checks,
         distribution_svg=_distribution(totals, max_score) if totals else None,
         pass_rate_svg=_pass_rates(checks) if graded else None,
     )  # fmt: skip

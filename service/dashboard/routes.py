@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
@@ -11,7 +12,7 @@ from urllib.parse import urlencode
 import jinja2
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from grader.assignment import AssignmentError, load_assignment
 from service import login as logins
@@ -26,12 +27,22 @@ from service.dashboard.auth import (
     session_instructor,
     start_session,
 )
-from service.dashboard.grades import FILTERS, SORTS, check_columns, grade_table, section_columns, select_rows
+from service.dashboard.grades import (
+    FILTERS,
+    PENDING,
+    SORTS,
+    check_columns,
+    grade_table,
+    manual_max,
+    section_columns,
+    select_rows,
+)
 from service.dashboard.overview import overview
 from service.dashboard.workers import workers_online
 from service.ids import RULE, is_assignment_id, shown
 from service.maintenance import regrade_and_send
-from service.models import Assignment, Enrollment, Status, Submission
+from service.models import Assignment, Enrollment, Instructor, Status, Submission
+from service.portal.answers import questions
 from service.roster import RosterError, import_roster, parse_roster, tokens_csv
 from service.storage import write_atomic
 
@@ -46,6 +57,12 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
 PAGE_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 
 
+def _size(n: int | None) -> str:
+    if n is None:
+        return ""
+    return f"{n} B" if n < 1000 else f"{n / 1000:.1f} kB" if n < 1_000_000 else f"{n / 1_000_000:.2f} MB"
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)  # fmt: skip
@@ -53,6 +70,7 @@ def _environment() -> jinja2.Environment:
     env.filters["when"] = lambda d: d.astimezone().strftime("%Y-%m-%d %H:%M") if isinstance(d, datetime) else ""
     env.filters["svg_uri"] = lambda svg: "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
     env.filters["b64"] = lambda text: base64.b64encode(text.encode()).decode()
+    env.filters["size"] = _size
     return env
 
 
@@ -122,13 +140,17 @@ def static(name: str) -> FileResponse:
 # -- assignments --------------------------------------------------------------------------------------------------
 @router.get("/dashboard")
 def assignments(request: Request, session: SessionDep, me: Instructor_, msg: str = "", err: str = "") -> HTMLResponse:
-    items = []
-    for a in session.scalars(select(Assignment).order_by(Assignment.created_at)):
-        students = session.scalar(select(func.count()).where(Enrollment.assignment_id == a.id))
-        counts = dict(session.execute(select(Submission.status, func.count()).where(Submission.assignment_id == a.id)
-                                      .group_by(Submission.status)).all())  # fmt: skip
-        items.append({"a": a, "students": students, "counts": counts,
-                      "points": sum(c.max_points for c in check_columns(a))})  # fmt: skip
+    """Three queries whatever the number of assignments: the assignments, students per assignment, submissions per
+    assignment and status (one GROUP BY each)."""
+    students = dict(session.execute(select(Enrollment.assignment_id, func.count())
+                                    .group_by(Enrollment.assignment_id)).all())  # fmt: skip
+    counts: dict[str, dict[str, int]] = {}
+    for assignment_id, st, n in session.execute(select(Submission.assignment_id, Submission.status, func.count())
+                                                .group_by(Submission.assignment_id, Submission.status)):  # fmt: skip
+        counts.setdefault(assignment_id, {})[st.value] = n
+    items = [{"a": a, "students": students.get(a.id, 0), "counts": counts.get(a.id, {}),
+              "points": sum(c.max_points for c in check_columns(a)) + manual_max(a)}
+             for a in session.scalars(select(Assignment).order_by(Assignment.created_at))]  # fmt: skip
     return page(request, "assignments.html.j2", me=me, items=items, msg=msg, err=err)
 
 
@@ -206,23 +228,57 @@ def roster(request: Request, session: SessionDep, me: Instructor_, assignment_id
 
 
 # -- the grade table ----------------------------------------------------------------------------------------------
+def _refuse(request: Request, me: Instructor, text: str, status_code: int = 400) -> HTMLResponse:
+    return page(request, "base.html.j2", status_code=status_code, me=me, err=text)
+
+
+def _choice_error(name: str, value: str, allowed) -> str:
+    values = ", ".join(f"'{v}'" if v else "'' (empty)" for v in allowed)
+    return f"Unknown {name}={shown(value)}: the allowed values are {values}."
+
+
 @router.get("/dashboard/assignments/{assignment_id}")
 def grades(
     request: Request, session: SessionDep, me: Instructor_, assignment_id: str, sort: str = "name",
     desc: bool = False, filter: str = "", q: str = "", msg: str = "", err: str = "",
 ) -> HTMLResponse:  # fmt: skip
+    """The grade table. An unknown filter or sort is refused (400, with the allowed values), not ignored."""
     a = _assignment(session, assignment_id)
+    if filter not in FILTERS:
+        return _refuse(request, me, _choice_error("filter", filter, FILTERS))
+    if sort not in SORTS:
+        return _refuse(request, me, _choice_error("sort", sort, SORTS))
+    since = time.time()
     everyone = grade_table(session, a)
-    rows = select_rows(everyone, filter if filter in FILTERS else "", q.strip(), sort if sort in SORTS else "name",
-                       desc)  # fmt: skip
+    rows = select_rows(everyone, filter, q.strip(), sort, desc)
+    notes = {"ungraded": sum(r.export_score is None for r in everyone), "pending": sum(r.live for r in everyone),
+             "fast": sum(bool(r.graded and r.graded.fast) for r in everyone)}  # fmt: skip
     return page(request, "grades.html.j2", me=me, a=a, rows=rows, total=len(everyone), columns=check_columns(a),
                 sections=section_columns(a), sort=sort, desc=desc, filter=filter, q=q, filters=FILTERS, msg=msg,
-                err=err, formats=exports.FORMATS)  # fmt: skip
+                err=err, formats=exports.FORMATS, written_max=manual_max(a), notes=notes,
+                since=f"{since:.3f}")  # fmt: skip
+
+
+@router.get("/dashboard/assignments/{assignment_id}/live")
+def live_rows(request: Request, session: SessionDep, me: Instructor_, assignment_id: str, since: float = 0.0):
+    """The one poll of a grade table (every 2 s while a row is live): the rows of the students with something
+    queued or running, or that was queued or finished since the previous poll (`since`, the server's clock, with a
+    second of overlap), as out-of-band swaps, and the next poller (which stops once nothing is live)."""
+    a = _assignment(session, assignment_id)
+    now = time.time()
+    after = datetime.fromtimestamp(max(0.0, min(since, now) - 1.0), UTC)
+    pks = set(session.scalars(
+        select(Submission.student_pk).distinct().where(Submission.assignment_id == a.id, or_(
+            Submission.status.in_(PENDING), Submission.finished_at >= after, Submission.queued_at >= after))
+    ))  # fmt: skip
+    rows = grade_table(session, a, student_pks=pks) if pks else []
+    return page(request, "grade_row.html.j2", a=a, live_rows=rows, polling=any(r.live for r in rows),
+                since=f"{now:.3f}", columns=check_columns(a), sections=section_columns(a))  # fmt: skip
 
 
 @router.get("/dashboard/assignments/{assignment_id}/rows/{student_pk}")
 def grade_row(request: Request, session: SessionDep, me: Instructor_, assignment_id: str, student_pk: int):
-    """One row of the grade table, polled by htmx while the student has something queued or running."""
+    """One row of the grade table (the table itself polls /live, one request for all its rows)."""
     a = _assignment(session, assignment_id)
     rows = grade_table(session, a, student_pk)
     if not rows:
@@ -303,14 +359,24 @@ def queue(request: Request, state: StateDep, session: SessionDep, me: Instructor
 
 
 @router.get("/dashboard/assignments/{assignment_id}/export.csv")
-def export_csv(session: SessionDep, me: Instructor_, assignment_id: str, format: str = "generic") -> Response:
+def export_csv(request: Request, session: SessionDep, me: Instructor_, assignment_id: str,
+               format: str = "generic") -> Response:  # fmt: skip
+    """Every student of the roster, with the grade of exports' rule (service/dashboard/exports.py); Moodle and
+    Canvas refuse grades of the fast budgets (409, naming the students)."""
     a = _assignment(session, assignment_id)
+    if format not in exports.FORMATS:
+        return _refuse(request, me, _choice_error("format", format, exports.FORMATS))
     rows = select_rows(grade_table(session, a), sort="student_id")
-    if format == "moodle":
-        text = exports.moodle_csv(a, rows)
-    else:
-        text = exports.generic_csv(a, rows, check_columns(a), section_columns(a))
-    name = f"{a.id}-grades-{'moodle' if format == 'moodle' else 'all'}.csv"
+    try:
+        if format == "moodle":
+            text = exports.moodle_csv(a, rows)
+        elif format == "canvas":
+            text = exports.canvas_csv(a, rows, sum(c.max_points for c in check_columns(a)) + manual_max(a))
+        else:
+            text = exports.generic_csv(a, rows, check_columns(a), section_columns(a), questions(a))
+    except exports.FastGrades as e:
+        return _refuse(request, me, str(e), status.HTTP_409_CONFLICT)
+    name = f"{a.id}-grades-{'all' if format == 'generic' else format}.csv"
     return Response(text, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
 

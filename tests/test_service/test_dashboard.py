@@ -197,7 +197,8 @@ def test_exports_and_overview(client, db, settings, prof):
         ("s0", "80", "done", "10"), ("s1", "30", "done", "0"), ("s2", "", "not submitted", "")]  # fmt: skip
     moodle = client.get("/dashboard/assignments/init-reg/export.csv?format=moodle").text.splitlines()
     assert moodle == ["ID number,Email address,Full name,Initialization & regularization",
-                      "s0,s0@example.org,Student s0,80", "s1,,Student s1,30"]  # fmt: skip
+                      "s0,s0@example.org,Student s0,80", "s1,,Student s1,30",
+                      "s2,,Student s2,"]  # fmt: skip (every roster row; no graded submission: an empty cell)
     z = zipfile.ZipFile(io.BytesIO(client.get("/dashboard/assignments/init-reg/reports.zip").content))
     assert sorted(z.namelist()) == ["s0_Student_s0.pdf", "s1_Student_s1.pdf"]
     assert z.read("s1_Student_s1.pdf") == b"%PDF-1.7 report of s1"
@@ -306,15 +307,17 @@ def test_a_graded_submissions_sections_show_in_the_grade_table_the_student_page_
 
     text = client.get("/dashboard/assignments/init-reg/export.csv").text
     header = text.splitlines()[0].split(",")
-    assert header[8:15] == ["score", "max_score", "part1", "part2", "part3", "makemore", "loss_at_init"]
+    assert header[10:19] == ["score", "auto_score", "written", "max_score", "part1", "part2", "part3", "makemore",
+                             "loss_at_init"]  # fmt: skip
     rows = {r["student_id"]: r for r in csv.DictReader(io.StringIO(text))}
+    manual = spec.manual_points  # max_score counts the written answers too (none graded here)
     assert [rows["s0"][k] for k in ("score", "max_score", "part1", "part2", "part3", "makemore")] == [
-        "69.75", "140", "27.5", "30", "12.25", "0"]  # fmt: skip
+        "69.75", f"{140 + manual:g}", "27.5", "30", "12.25", "0"]  # fmt: skip
     assert [rows[s]["part1"] + rows[s]["makemore"] for s in ("s1", "s2")] == ["", ""]
     assert rows["s1"]["score"] == "40"
     moodle = client.get("/dashboard/assignments/init-reg/export.csv?format=moodle").text.splitlines()
     assert moodle == ["ID number,Email address,Full name,Initialization & regularization",
-                      "s0,,Student s0,69.75", "s1,,Student s1,40"]  # fmt: skip
+                      "s0,,Student s0,69.75", "s1,,Student s1,40", "s2,,Student s2,"]  # fmt: skip
 
 
 def test_a_database_with_a_graded_submission_upgrades_and_shows_its_sections_empty(tmp_path, database_url):
