@@ -11,7 +11,7 @@ import re
 from sqlalchemy import select
 
 from grader.assignment import load_assignment
-from service.models import ManualGrade, Status, Student, Submission
+from service.models import Assignment, ManualGrade, Status, Student, Submission
 
 from .kit import enroll
 from .test_dashboard import graded, login, prof  # noqa: F401 (a fixture)
@@ -97,3 +97,94 @@ def test_manual_points_count_in_every_total_and_survive_a_regrade(client, db, se
     overview = client.get(f"{GRADES}/overview").text
     assert re.search(r'id="written"><b>2</b>', overview)  # s0 and s1 have written grades
     assert f"<b>55.5</b>mean score / {95 + MANUAL:g}" in overview  # s0 the only one graded: 50 + 5.5
+
+
+def add_students_with_work(db, assignment: str, n: int) -> None:
+    """n students on a new assignment, each with two graded submissions (checks and sections filled), one queued
+    submission every third student, and two manual grades."""
+    from datetime import timedelta
+
+    from service.models import utcnow
+
+    with db.session() as s:
+        s.add(Assignment(id=assignment, title=f"{n} students"))
+    enroll(db, n, assignment, prefix=f"{assignment}-")
+    with db.session() as s:
+        pks = s.scalars(select(Student.id).where(Student.student_id.startswith(f"{assignment}-"))).all()
+        for i, pk in enumerate(pks):
+            checks = {"loss_at_init": {"score": 5.0, "max_score": 5.0, "status": "passed"}}
+            sections = {"part1": {"title": "Part 1", "score": 20.0, "max_score": 30.0}}
+            for k in range(2 + (i % 3 == 0)):
+                done = k < 2
+                s.add(Submission(id=f"{assignment}-{pk}-{k}", student_pk=pk, assignment_id=assignment,
+                                 filename="lab.py", sha256="0" * 64, size_bytes=10,
+                                 created_at=utcnow() - timedelta(minutes=10 - k),
+                                 status=Status.done if done else Status.queued, score=50.0 + k if done else None,
+                                 max_score=95.0 if done else None, check_scores=checks,
+                                 section_scores=sections))  # fmt: skip
+            for qid in ("sigma_regimes", "mc_ensemble"):
+                s.add(ManualGrade(student_pk=pk, assignment_id=assignment, question_id=qid, points=1.0, grader="p"))
+
+
+def count_statements(client, url: str) -> int:
+    import sqlalchemy as sa
+
+    engine = client.app.state.labgrader.db.engine
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        r = client.get(url)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    assert r.status_code == 200, (url, r.text[:300])
+    return len(seen)
+
+
+def test_the_pages_run_as_many_sql_statements_for_30_students_as_for_3(client, db, prof):  # noqa: F811
+    add_students_with_work(db, "small", 3)
+    add_students_with_work(db, "big", 30)
+    login(client)
+    for page in ("", "/overview", "/export.csv", "/export.csv?format=moodle", "/live?since=0"):
+        small = count_statements(client, f"/dashboard/assignments/small{page}")
+        big = count_statements(client, f"/dashboard/assignments/big{page}")
+        assert small == big <= 8, (page, small, big)
+    assert "<b>53</b>" in client.get("/dashboard/assignments/big").text  # 51 + 2 written: the latest counts
+    before = count_statements(client, "/dashboard")
+    add_students_with_work(db, "more", 5)
+    assert count_statements(client, "/dashboard") == before  # one GROUP BY for students, one for submissions
+    html = client.get("/dashboard").text
+    big_row = re.search(r'href="/dashboard/assignments/big">big</a>.*?</tr>', html, re.S).group(0)
+    assert re.findall(r"<td class=\"num\">(\d+)</td>", big_row) == [f"{140 + MANUAL:g}", "30", "60", "10", "0"]
+
+
+def test_one_poll_per_table_while_a_row_is_live(client, db, settings, prof):  # noqa: F811
+    enroll(db, 3)
+    graded(db, settings, "s0", 50, {"loss_at_init": "passed"})
+    from service.intake import store_submission
+    from service.storage import Storage
+
+    with db.session() as s:
+        student = s.scalar(select(Student).where(Student.student_id == "s1"))
+        queued = store_submission(s, Storage(settings.storage_dir), student, s.get(Assignment, "init-reg"), "lab.py",
+                                  b"x = 1\n").id  # fmt: skip
+    s1 = pk_of(db, "s1")
+    login(client)
+    html = client.get(GRADES).text
+    assert html.count("hx-trigger") == 1 and "/rows/" not in html  # no row polls by itself
+    poll = re.search(r'<div id="live" hidden hx-get="([^"]+)" hx-trigger="every 2s" hx-swap="outerHTML">', html)
+    r = client.get(poll.group(1))
+    rows = re.findall(r'<template><tr id="row-(\d+)"[^>]*hx-swap-oob="true">', r.text)
+    # s1 is queued: still live (a row queued or finished within the poll's second of overlap may come along)
+    assert str(s1) in rows and 'hx-trigger="every 2s"' in r.text
+    with db.session() as s:
+        sub = s.get(Submission, queued)
+        sub.status, sub.score, sub.max_score, sub.finished_at = Status.done, 42.0, 95.0, sub.queued_at
+    nxt = re.search(r'hx-get="([^"]+)"', r.text).group(1)
+    r = client.get(nxt)
+    assert str(s1) in re.findall(r'<template><tr id="row-(\d+)"', r.text)  # the row that just finished
+    assert "<b>42</b>" in r.text and "hx-trigger" not in r.text  # nothing is live: the poller stops
+    assert client.get(GRADES).text.count("hx-trigger") == 0
