@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, defer, lazyload, undefer
+from sqlalchemy.orm import Session, lazyload, load_only
 
 from grader.assignment import Assignment as GraderAssignment
 from grader.assignment import load_assignment
@@ -74,7 +74,7 @@ class Row:
     (`graded`, see graded_submission) and their manual grades of the written answers ({question id: grade})."""
 
     student: Student
-    submissions: list[Submission] = field(default_factory=list)
+    submissions: list[Submission] = field(default_factory=list)  # the table's: plain rows of LIGHT columns
     counted: Submission | None = None
     graded: Submission | None = None
     manual: dict[str, ManualGrade] = field(default_factory=dict)
@@ -84,9 +84,10 @@ class Row:
     def status(self) -> str:
         return self.counted.status.value if self.counted else "not submitted"
 
-    @property
+    @cached_property
     def live(self) -> bool:
-        """Whether the row changes by itself (something of the student's waits or runs)."""
+        """Whether the row changes by itself (something of the student's waits or runs); read once the row is
+        complete (grade_table's rows are)."""
         return any(s.status in PENDING for s in self.submissions)
 
     @property
@@ -133,6 +134,21 @@ class Row:
         scores = (self.counted.section_scores or {}) if self.counted else {}
         return scores.get(section_id)
 
+    def section_cells(self, sections: tuple[Column, ...]) -> list[tuple[str, str]]:
+        """(section id, points shown) per section column: the grade table's cells, made here in one pass (a
+        template's lookups per cell cost more than the rest of a 500-row page)."""
+        scores = (self.counted.section_scores or {}) if self.counted else {}
+        return [(s.id, _text((scores.get(s.id) or {}).get("score"))) for s in sections]
+
+    def check_cells(self, columns: tuple[Column, ...]) -> list[tuple[str, str]]:
+        """(check status or "", points shown) per check column."""
+        scores = (self.counted.check_scores or {}) if self.counted else {}
+        out = []
+        for c in columns:
+            cs = scores.get(c.id)
+            out.append(("", "") if cs is None else (cs.get("status") or "", _text(cs.get("score"))))
+        return out
+
     @property
     def failed_check(self) -> bool:
         scores = (self.counted.check_scores or {}) if self.counted else {}
@@ -142,6 +158,10 @@ class Row:
     def errors(self) -> bool:
         scores = (self.counted.check_scores or {}) if self.counted else {}
         return self.status == "failed" or any(c.get("status") == "error" for c in scores.values())
+
+
+def _text(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
 
 
 def _add(a: float | None, b: float | None) -> float | None:
@@ -189,17 +209,21 @@ def manual_max(assignment: Assignment) -> float:
     return _manual_max(assignment.config_path)
 
 
-# The columns the grade table never shows for a submission that does not count: loaded for the counted (and the
-# exported) submissions only, in one more query.
-HEAVY = (Submission.check_scores, Submission.section_scores, Submission.error, Submission.summary)
+# What the table needs of every submission; the other columns only for the counted and the exported ones.
+LIGHT = (Submission.id, Submission.student_pk, Submission.created_at, Submission.status, Submission.score)
+# What the table, the overview and the exports read of those (any other column raises: no query per row).
+WHOLE = (*LIGHT, Submission.assignment_id, Submission.max_score, Submission.late, Submission.fast,
+         Submission.progress, Submission.step, Submission.check_scores, Submission.section_scores,
+         Submission.report_path, Submission.generation)  # fmt: skip
 
 
 def grade_table(
     session: Session, assignment: Assignment, student_pk: int | None = None, student_pks: Iterable[int] | None = None
 ) -> list[Row]:
-    """The roster's rows (or one student's, or some students'), in four queries whatever their number: students,
-    their submissions without the heavy columns, the heavy columns of the counted and exported submissions, and
-    the manual grades."""
+    """The roster's rows (or one student's, or some students'), in four queries whatever their number (one more
+    per 2,000 students): students; their submissions' LIGHT columns (plain rows: id, student_pk, created_at, status,
+    score); the counted and exported submissions as whole objects; and the manual grades. For one student
+    (`student_pk`, the student page) every submission is a whole object."""
     query = (
         select(Student)
         .join(Enrollment, Enrollment.student_pk == Student.id)
@@ -216,25 +240,27 @@ def grade_table(
     where = [Submission.assignment_id == assignment.id]
     if one or student_pks is not None:
         where.append(Submission.student_pk.in_(list(rows)))  # else every submission of the assignment
-    subs = session.scalars(
-        select(Submission)
-        .where(*where)
-        .options(lazyload(Submission.student), *([] if one else [defer(c) for c in HEAVY]))
-    )
+    if one:
+        subs = session.scalars(select(Submission).where(*where).options(lazyload(Submission.student)))
+    else:
+        subs = session.execute(select(*LIGHT).where(*where))
     for sub in subs:
         if sub.student_pk in rows:
             rows[sub.student_pk].submissions.append(sub)
-    wanted = set()
     for row in rows.values():
         row.submissions.sort(key=lambda s: s.created_at, reverse=True)
         row.counted = counted_submission(row.submissions, assignment.counting)
         row.graded = graded_submission(row.submissions, assignment.counting)
-        wanted |= {s.id for s in (row.counted, row.graded) if s is not None}
-    if wanted and not one:
-        for chunk in _chunks(sorted(wanted), 500):  # the heavy columns of those subs, onto the loaded objects
-            list(session.scalars(select(Submission).where(Submission.id.in_(chunk))
-                                 .options(lazyload(Submission.student), undefer("*"))
-                                 .execution_options(populate_existing=True)))  # fmt: skip
+    if not one:
+        wanted = sorted({s.id for r in rows.values() for s in (r.counted, r.graded) if s is not None})
+        whole: dict[str, Submission] = {}
+        for chunk in _chunks(wanted, 2000):
+            query = select(Submission).where(Submission.id.in_(chunk))
+            options = (lazyload(Submission.student), load_only(*WHOLE, raiseload=True))
+            whole |= {x.id: x for x in session.scalars(query.options(*options))}
+        for row in rows.values():
+            row.counted = whole.get(row.counted.id) if row.counted is not None else None
+            row.graded = whole.get(row.graded.id) if row.graded is not None else None
     grades = select(ManualGrade).where(ManualGrade.assignment_id == assignment.id)
     if one or student_pks is not None:
         grades = grades.where(ManualGrade.student_pk.in_(list(rows)))
