@@ -188,3 +188,136 @@ def test_one_poll_per_table_while_a_row_is_live(client, db, settings, prof):  # 
     assert str(s1) in re.findall(r'<template><tr id="row-(\d+)"', r.text)  # the row that just finished
     assert "<b>42</b>" in r.text and "hx-trigger" not in r.text  # nothing is live: the poller stops
     assert client.get(GRADES).text.count("hx-trigger") == 0
+
+
+def submit(db, settings, student_id: str, status: Status = Status.queued, content: bytes = b"x = 2\n") -> str:
+    """A newer submission of the student, left queued (or set to `status` without a score)."""
+    from service.intake import store_submission
+    from service.storage import Storage
+
+    with db.session() as s:
+        student = s.scalar(select(Student).where(Student.student_id == student_id))
+        sub = store_submission(s, Storage(settings.storage_dir), student, s.get(Assignment, "init-reg"), "lab.py",
+                               content)  # fmt: skip
+        sub.status = status
+        if status == Status.failed:
+            sub.summary = "The file defines no model: nothing could be graded."
+        return sub.id
+
+
+def test_the_median_of_an_even_count_is_the_mean_of_the_middle_two(client, db, settings, prof):  # noqa: F811
+    from service.dashboard.overview import median
+
+    assert (median([]), median([3.0]), median([95.0, 0.0]), median([1.0, 2.0, 3.0, 10.0])) == (None, 3.0, 47.5, 2.5)
+    enroll(db, 2)
+    graded(db, settings, "s0", 0, {"loss_at_init": "failed"})
+    graded(db, settings, "s1", 95, {"loss_at_init": "passed"})
+    login(client)
+    assert re.search(r'id="median"><b>47.5</b>', client.get(f"{GRADES}/overview").text)
+
+
+def test_exports_keep_every_student_with_the_last_graded_submission_and_flag_pending_ones(
+    client,
+    db,
+    settings,
+    prof,  # noqa: F811
+):
+    enroll(db, 4)
+    graded(db, settings, "s0", 80, {"loss_at_init": "passed"}, minutes_ago=10)
+    submit(db, settings, "s0")  # s0: graded 80, then a newer one waits
+    graded(db, settings, "s1", 60, {"loss_at_init": "failed"}, minutes_ago=10)
+    submit(db, settings, "s1", Status.failed)  # s1: graded 60, then a newer one failed
+    submit(db, settings, "s2")  # s2: only a queued one; s3: nothing
+    login(client)
+    rows = {r["student_id"]: r for r in export(client)}
+    assert [(s, rows[s]["score"], rows[s]["status"], rows[s]["pending"]) for s in ("s0", "s1", "s2", "s3")] == [
+        ("s0", "80", "queued", "yes"), ("s1", "60", "failed", "no"), ("s2", "", "queued", "yes"),
+        ("s3", "", "not submitted", "no")]  # fmt: skip
+    assert rows["s0"]["loss_at_init"] == "10" and rows["s1"]["submission_id"] != ""  # the graded one's columns
+    moodle = client.get(f"{GRADES}/export.csv?format=moodle").text.splitlines()
+    assert moodle[1:] == ["s0,,Student s0,80", "s1,,Student s1,60", "s2,,Student s2,", "s3,,Student s3,"]
+    html = client.get(GRADES).text
+    assert re.search(r'id="ungraded-note">2 students have no graded submission', html)
+    assert "Every student of the roster has a row" in html
+    client.post(f"{GRADES}/settings", data={"csrf_token": csrf_of(client), "counting": "best"})
+    assert {r["student_id"]: r for r in export(client)}["s0"]["score"] == "80"
+
+
+def csrf_of(client) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/dashboard").text).group(1)
+
+
+def test_fast_grades_are_flagged_and_gradebook_exports_refuse_them(client, db, settings, prof):  # noqa: F811
+    enroll(db, 2)
+    sid = graded(db, settings, "s0", 90, {"loss_at_init": "passed"})
+    graded(db, settings, "s1", 50, {"loss_at_init": "passed"})
+    with db.session() as s:
+        s.get(Submission, sid).fast = True
+    login(client)
+    html = client.get(GRADES).text
+    assert "fast budgets — not a real grade" in row_html(html, "s0")
+    assert "fast budgets" not in row_html(html, "s1")
+    assert "1 graded with the fast budgets" in html
+    assert "fast budgets — not a real grade" in client.get(f"{GRADES}/students/{pk_of(db, 's0')}").text
+    rows = {r["student_id"]: r for r in export(client)}
+    assert (rows["s0"]["fast"], rows["s1"]["fast"]) == ("yes", "no")
+    for fmt in ("moodle", "canvas"):
+        r = client.get(f"{GRADES}/export.csv?format={fmt}")
+        assert r.status_code == 409 and "text/html" in r.headers["content-type"]
+        assert "1 student is graded with the fast budgets" in r.text and "Student s0 (s0)" in r.text
+    with db.session() as s:
+        s.get(Submission, sid).fast = False  # regraded with the real budgets
+    assert client.get(f"{GRADES}/export.csv?format=moodle").status_code == 200
+
+
+def test_an_unknown_filter_sort_or_format_is_refused_with_the_allowed_values(client, db, prof):  # noqa: F811
+    enroll(db, 1)
+    login(client)
+    r = client.get(GRADES, params={"filter": "lat"})
+    assert r.status_code == 400 and "Unknown filter=&#39;lat&#39;" in r.text
+    assert "&#39;failed_check&#39;, &#39;late&#39;, &#39;not_submitted&#39;, &#39;errors&#39;" in r.text
+    assert "data-student" not in r.text  # not the table of everyone
+    r = client.get(GRADES, params={"sort": "score"})
+    assert r.status_code == 400 and "Unknown sort=&#39;score&#39;" in r.text and "&#39;total&#39;" in r.text
+    r = client.get(f"{GRADES}/export.csv", params={"format": "blackboard"})
+    assert r.status_code == 400 and "&#39;canvas&#39;" in r.text
+    assert client.get(GRADES, params={"filter": "late", "sort": "written"}).status_code == 200
+
+
+def test_the_student_page_tells_submissions_apart(client, db, settings, prof):  # noqa: F811
+    import hashlib
+
+    enroll(db, 1)
+    graded(db, settings, "s0", 40, {"loss_at_init": "passed"}, minutes_ago=5)
+    failed = submit(db, settings, "s0", Status.failed, b"print('hello')\n")
+    login(client)
+    page = client.get(f"{GRADES}/students/{pk_of(db, 's0')}").text
+    rows = re.findall(r'<tr data-submission="([^"]+)"[^>]*>(.*?)</tr>', page, re.S)
+    assert [sid for sid, _ in rows][0] == failed  # newest first
+    cells = rows[0][1]
+    assert "lab.py" in cells and "15 B" in cells and hashlib.sha256(b"print('hello')\n").hexdigest()[:10] in cells
+    assert "failed" in cells and "Regrade" in cells
+    assert "nothing could be graded" in page  # the failed grading's summary
+    assert page.index('id="submissions"') < page.index("<h2>Report")  # the table above the viewer
+
+
+def test_canvas_gradebook_csv(client, db, settings, prof):  # noqa: F811
+    from service.dashboard.grades import check_columns
+
+    enroll(db, 3)
+    with db.session() as s:
+        s.scalar(select(Student).where(Student.student_id == "s1")).name = "Hopper, Grace"
+        points = sum(c.max_points for c in check_columns(s.get(Assignment, "init-reg"))) + MANUAL
+    graded(db, settings, "s0", 80.5, {"loss_at_init": "passed"})
+    graded(db, settings, "s1", 30, {"loss_at_init": "failed"})
+    hand_grade(db, "s1", {"sigma_regimes": 3})
+    login(client)
+    r = client.get(f"{GRADES}/export.csv?format=canvas")
+    assert r.headers["content-disposition"] == 'attachment; filename="init-reg-grades-canvas.csv"'
+    assert list(csv.reader(io.StringIO(r.text))) == [
+        ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Initialization & regularization (init-reg)"],
+        ["Points Possible", "", "", "", "", f"{points:g}"],
+        ["Student s0", "", "s0", "", "", "80.5"],
+        ["Hopper, Grace", "", "s1", "", "", "33"],
+        ["Student s2", "", "s2", "", "", ""],
+    ]
