@@ -91,11 +91,16 @@ def test_an_instructor_runs_an_assignment_in_the_browser(service, browser_page, 
     r = httpx.post(f"{url}/api/submissions", headers=headers, data={"assignment": "tiny"},
                    files={"file": ("draft.py", b'"""Nothing defined yet."""\n')})  # fmt: skip
     assert r.status_code == 202
+    polls: list[str] = []
+    page.on("request", lambda request: polls.append(request.url) if "/dashboard/assignments/tiny/" in request.url
+            else None)  # fmt: skip
     page.goto(f"{url}/dashboard/assignments/tiny")
     row = page.locator("tr[data-student=u02]")
     expect(row.locator(".badge").first).to_have_text(re.compile("queued|running|done"))
-    expect(row.locator(".badge").first).to_have_text("done", timeout=90_000)  # htmx polls the row: no reload
+    expect(row.locator(".badge").first).to_have_text("done", timeout=90_000)  # htmx polls the table: no reload
     expect(row).to_contain_text("0")
+    expect(page.locator("#live")).not_to_have_attribute("hx-trigger", re.compile("."))  # nothing live: it stops
+    assert polls and all("/live?since=" in u for u in polls), polls  # one request per poll for the whole table
     shot(page, "3-grades", tmp_path)
 
     page.click("th a[data-sort=total]")
@@ -118,6 +123,11 @@ def test_an_instructor_runs_an_assignment_in_the_browser(service, browser_page, 
     page.click("text=Alan Turing")
     viewer = page.locator("object.pdf")
     expect(viewer).to_be_visible()
+    table, pdf = page.locator("#submissions-wrap").bounding_box(), viewer.bounding_box()
+    assert table["y"] + table["height"] <= pdf["y"], (table, pdf)  # at 1366 px: the table above the viewer
+    regrade = page.locator("#submissions button:has-text('Regrade')").first.bounding_box()
+    assert regrade["x"] + regrade["width"] <= min(table["x"] + table["width"], 1366), (regrade, table)
+    expect(page.locator("#submissions")).to_contain_text("draft.py")
     report = page.request.get(url + viewer.get_attribute("data"))
     assert report.ok and report.body().startswith(b"%PDF")
     shot(page, "4-student", tmp_path)
