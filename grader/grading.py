@@ -42,6 +42,39 @@ MAX_SUBMISSION_BYTES = 1_000_000
 
 Progress = Callable[[str, int, int], None]  # (what, step, total)
 log = logging.getLogger(__name__)
+PROGRESS_STEPS = 1000  # the resolution of the overall fraction passed to a Progress callback
+RUNS_END = 0.98  # of a grading's progress, when its sandbox runs are done (scoring the checks is the rest)
+
+
+class Monotone:
+    """The grading's progress callback as an overall fraction that never goes back: what is reported is
+    `what` and round(fraction * PROGRESS_STEPS) of PROGRESS_STEPS, and a fraction below the last one reported
+    keeps the last one (the text still changes). Sandbox tasks report from several threads: calls are serialized."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def __call__(self, what: str, fraction: float) -> None:
+        if self._progress is None:
+            return
+        with self._lock:
+            step = round(max(0.0, min(1.0, fraction)) * PROGRESS_STEPS)
+            self._last = max(self._last, step)
+            self._progress(what, self._last, PROGRESS_STEPS)
+
+    def scaled(self, start: float, end: float) -> Callable[[str, float], None]:
+        """A callback for the part of the grading from `start` to `end`: its 0..1 maps to start..end."""
+        return lambda what, fraction: self(what, start + (end - start) * fraction)
+
+
+def build_share(a: Assignment) -> float:
+    """The part of a grading's work that building the models is: the build's share of the reference solution's
+    CPU time (between 5% and 50%; 10% without reference costs)."""
+    costs = a.limits.reference_cpu_seconds
+    total = sum(costs.values())
+    return max(0.05, min(0.5, costs.get("build", 0.0) / total)) if total > 0 else 0.1
 
 
 class GradingError(RuntimeError):
@@ -163,10 +196,11 @@ def grade(
     assignment = assignment or load_assignment()
     if fast:
         assignment = assignment.fast_budgets()
-    report = progress or (lambda what, step, total: None)
+    report = Monotone(progress)
     setup = prepare(assignment, device, data_dir, gpu_budgets=not fast)
     a = setup.assignment
-    report("building your models", 0, 1)
+    report("building your models", 0.0)
+    share = build_share(a)
     cpus = max(1, cpus or cpu_count())
     lanes = workers or min(2, cpus)
     threads = max(1, cpus // lanes)
@@ -178,7 +212,8 @@ def grade(
                       for c in CHECKS]  # fmt: skip
             runs: list[RunTiming] = []
         else:
-            checks, runs = _run_checks(built, setup, lanes, threads, report, group)
+            report("running your models", share)
+            checks, runs = _run_checks(built, setup, lanes, threads, report.scaled(share, RUNS_END), group)
         runs = ([loaded] if loaded is not None else []) + runs
     datasets = [
         Dataset(name="circle", source="generated (the lab template's generator)", n_train=a.circle.n_train,
@@ -186,6 +221,7 @@ def grade(
         Dataset(name=setup.mnist.name, source=setup.mnist.source, n_train=a.mnist.n_train, n_val=a.mnist.n_val),
     ]  # fmt: skip
     isolation = detect_isolation(task_limits(a.limits, "build", threads))
+    report("scoring", 1.0)
     return GradeResult(
         grader_version=GRADER_VERSION, assignment_id=a.id, assignment_title=a.title, submission=sub,
         started_at=started, finished_at=datetime.now(UTC), seconds=time.monotonic() - t0, device=setup.device,
@@ -219,18 +255,29 @@ def _run_checks(
     setup: Setup,
     workers: int,
     threads: int,
-    report: Progress,
+    report: Callable[[str, float], None],
     group: GradingCgroup | None,
 ) -> tuple[list[CheckResult], list[RunTiming]]:
-    """Start every sandbox task (`workers` at a time), then score each check from the runs it needs."""
+    """Start every sandbox task (`workers` at a time), then score each check from the runs it needs.
+    `report(what, fraction)` gets the fraction of the sandbox work done: each child's own fraction weighted
+    by its share of the work (Session.weights), counted once every child is queued (before that, a child that
+    reports early would stand for the whole)."""
     fractions: dict[str, float] = {}
     lock = threading.Lock()  # sandbox tasks report from the session's worker threads
+    queued = False
 
-    def on_progress(name: str, fraction: float) -> None:
+    def publish() -> None:
+        weights = session.weights
+        total = sum(weights.values())
+        done = sum(w * fractions.get(label, 0.0) for label, w in weights.items())
+        running = ", ".join(f"{n} {fractions.get(n, 0.0):.0%}" for n in weights if fractions.get(n, 0.0) < 1)
+        report(f"running your models: {running or 'scoring'}", done / total if total > 0 else 1.0)
+
+    def on_progress(label: str, fraction: float) -> None:
         with lock:
-            fractions[name] = fraction
-            running = ", ".join(f"{n} {f:.0%}" for n, f in fractions.items() if f < 1) or "scoring"
-            report(f"running your models: {running}", round(100 * sum(fractions.values())), 100 * len(fractions))
+            fractions[label] = max(fractions.get(label, 0.0), min(1.0, fraction))
+            if queued:
+                publish()
 
     names = built.names
     session = Session(
@@ -240,9 +287,10 @@ def _run_checks(
     )  # fmt: skip
     a = setup.assignment
     try:
-        for name in session.start_all(run for check in CHECKS for run in check.runs):
-            with lock:
-                fractions.setdefault(name, 0.0)
+        session.start_all(run for check in CHECKS for run in check.runs)
+        with lock:
+            queued = True
+            publish()
         results = []
         for spec in CHECKS:
             t = time.monotonic()

@@ -199,6 +199,8 @@ class Session:
         self._jobs: list[Run] = []  # each child that ran, as it ran (for the result's timings)
         self._memo: dict[str, object] = {}
         self._t0: float | None = None
+        #: each queued child's progress label -> its share of the work (the reference's CPU seconds of its runs)
+        self.weights: dict[str, float] = {}
 
     # -- running ---------------------------------------------------------------------------------------------
     def start(
@@ -247,6 +249,9 @@ class Session:
         t0, config = self._t0, self.assignment.limits
         ready = [p for p in parts if p.failed is None]
         label = "+".join(p.name for p in ready)
+        if ready:
+            cost = config.reference_cpu_seconds
+            self.weights[label] = max(0.1, sum(cost.get(p.name, 1.0) for p in ready))
 
         def job() -> dict[str, Run]:
             started = time.monotonic() - t0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,6 +18,8 @@ from service.models import Assignment, Enrollment, Student, Submission, utcnow
 from service.storage import Storage, write_atomic
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.py")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+MAX_STEM = 100
 
 
 @dataclass
@@ -45,7 +48,23 @@ def check_file(filename: str | None, data: bytes, max_bytes: int) -> str:
         raise Rejected(422, f"'{name}' is not UTF-8 text (invalid byte at offset {e.start}): save it as UTF-8.") from e
     if b"\x00" in data:
         raise Rejected(422, f"'{name}' contains NUL bytes: it is not a text file. Submit your Python source.")
-    return name if SAFE_NAME.fullmatch(name) else "submission.py"
+    return safe_name(name)
+
+
+def safe_name(name: str) -> str:
+    """The student's file name as stored and shown: kept when it matches SAFE_NAME, else made safe, every other
+    run of other characters replaced by one "_" ("lab3 (1).py" -> "lab3_1_.py"; accents dropped first: "é" -> "e"),
+    cut to SAFE_NAME's length, still ending in .py; "submission.py" when nothing of it is left."""
+    if SAFE_NAME.fullmatch(name):
+        return name
+    stem = name[: -len(".py")] if name.endswith(".py") else name
+    stem = "".join(ch for ch in unicodedata.normalize("NFKD", stem) if not unicodedata.combining(ch))
+    stem = _UNSAFE.sub("_", stem)
+    stem = stem.lstrip(".-")[:MAX_STEM]  # no hidden file, nothing that reads as an option
+    candidate = f"{stem}.py"
+    if not stem.strip("_") or not SAFE_NAME.fullmatch(candidate):
+        return "submission.py"
+    return candidate
 
 
 def find_assignment(session: Session, student: Student, assignment_id: str) -> Assignment:

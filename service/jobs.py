@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -13,11 +14,13 @@ import traceback
 from pathlib import Path
 
 import torch
+from celery.exceptions import SoftTimeLimitExceeded
 
 from grader.assignment import AssignmentError, load_assignment
 from grader.device import cpu_count
 from grader.grading import GradingError, grade
 from grader.result import GradeResult
+from grader.text import clean
 from reports.render import render_pdf
 from service.db import Database
 from service.lifecycle import Claim, LeaseLost, attempts_of_generation, claim, finish, heartbeat
@@ -26,6 +29,9 @@ from service.settings import Settings
 from service.storage import Storage, write_atomic
 
 log = logging.getLogger(__name__)
+
+
+GRADING_SHARE = 0.95  # of a submission's progress: the grading; the report and storing the result are the rest
 
 
 def worker_name() -> str:
@@ -52,10 +58,17 @@ class Heartbeat:
         self._thread.join()
 
     def report(self, what: str, step: int, total: int) -> None:
-        """The grader's progress callback: kept for the next beat; raises once the lease is lost."""
+        """The grader's progress callback: kept for the next beat; raises once the lease is lost. The grading
+        itself is the first GRADING_SHARE of the submission's progress (the report is the rest, and 1.0 is
+        written only by finish()); a lower fraction than the last one keeps the last one."""
         if self.lost.is_set():
             raise LeaseLost(self.claim.submission_id)
-        self.progress = (step / total if total else 0.0, what)
+        self.publish(GRADING_SHARE * (min(1.0, step / total) if total > 0 else 0.0), what)
+
+    def publish(self, fraction: float, what: str) -> None:
+        """Keep `fraction` and `what` for the next beat; the fraction never goes down."""
+        last = self.progress[0] if self.progress is not None else 0.0
+        self.progress = (max(last, fraction), what)
 
     def _run(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_seconds):
@@ -93,6 +106,8 @@ def grade_submission(db: Database, settings: Settings, submission_id: str, gener
             Status.failed,
             error=f"Grading was interrupted {settings.max_attempts} times (the "
             "worker died or hit the time limit); it is not retried again. An instructor can regrade it.",
+            summary=f"The grader stopped: grading was interrupted {settings.max_attempts} times (the worker died or "
+            "hit the time limit).",
         )
         return "failed" if won else "superseded"
     storage = Storage(settings.storage_dir)
@@ -116,17 +131,83 @@ def grade_submission(db: Database, settings: Settings, submission_id: str, gener
             return "superseded"
         except (GradingError, AssignmentError) as e:
             log.error("grading %s failed: %s", submission_id, e)
-            won = finish(db, c, Status.failed, error=f"The grader could not run: {e}")
+            won = finish(db, c, Status.failed, error=f"The grader could not run: {e}", summary=failure_summary(e))
             return "failed" if won else "superseded"
         except Exception as e:  # SoftTimeLimitExceeded included: record it, never leave the lease dangling
             log.exception("grading %s crashed", submission_id)
-            won = finish(db, c, Status.failed, error=f"Grading stopped: {type(e).__name__}: {e}")
+            won = finish(db, c, Status.failed, error=f"Grading stopped: {type(e).__name__}: {e}",
+                         summary=failure_summary(e))  # fmt: skip
             return "failed" if won else "superseded"
         result.submission.student = student
-        beat.progress = (1.0, "writing the report")
+        beat.publish(GRADING_SHARE, "writing the report")
         values = store_outputs(storage, out, result)
     won = finish(db, c, Status.done, **values)
     return "done" if won else "superseded"
+
+
+STOPPED = {  # failure kinds where the grader stopped the student's code at a limit
+    "timeout": "time limit",
+    "cpu_time": "CPU-time limit",
+    "memory": "memory limit",
+    "idle": "idle-time limit",
+    "process_limit": "process limit",
+    "output_limit": "output limit",
+}
+SUMMARY_LIMIT = 300
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`'\"(])")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of `text` (up to a period, question or exclamation mark followed by a capital)."""
+    return _SENTENCE_END.split(text.strip(), maxsplit=1)[0].strip()
+
+
+def _sentence(text: str) -> str:
+    text = clean(text, SUMMARY_LIMIT)
+    return text if text.endswith((".", "!", "?", "…")) else f"{text}."
+
+
+def _with_name(message: str, filename: str) -> str:
+    """The failure's first sentence, saying which file it is about."""
+    sentence = first_sentence(message)
+    if sentence.startswith("Your file "):
+        return f"Your file {filename} {sentence[len('Your file ') :]}"
+    if "your file" in sentence:
+        return sentence.replace("your file", f"your file {filename}", 1)
+    return f"{filename}: {sentence}"
+
+
+def summarize(result: GradeResult) -> str | None:
+    """One sentence saying why a grading got no points (None when it got some): the file could not be run
+    (a syntax error, an import error, a limit the grader stopped it at) or no check passed (the first check's
+    reason). Built from the result, whose texts the grader has cleaned; cleaned again to SUMMARY_LIMIT."""
+    if result.score > 0:
+        return None
+    name = result.submission.filename
+    failure = result.submission.load_failure
+    if failure is not None:
+        if failure.kind in STOPPED:
+            detail = re.sub(r"^Your (file|code) ", "it ", first_sentence(failure.message)).rstrip(".")
+            return _sentence(f"The grader stopped your file {name}: {STOPPED[failure.kind]} ({detail})")
+        return _sentence(_with_name(failure.message, name))
+    reasons = [c for c in result.checks if c.status != "passed" and c.max_score > 0] or result.checks
+    if not reasons:
+        return _sentence(f"No check was run on {name}")
+    first = reasons[0]
+    why = first.failure.message if first.failure is not None and first.status == "error" else first.message
+    if first.failure is not None and first.failure.kind in STOPPED:
+        why = f"the grader stopped your code: {STOPPED[first.failure.kind]}"
+    return _sentence(f"No check passed: {first.title}: {first_sentence(why).rstrip('.')}")
+
+
+def failure_summary(error: BaseException) -> str:
+    """One sentence for a grading that failed (the grader, not the submission, could not go on)."""
+    if isinstance(error, SoftTimeLimitExceeded):
+        return "The grader stopped: time limit (the whole grading took too long); your instructor can regrade it."
+    if isinstance(error, GradingError | AssignmentError):
+        return _sentence(f"The grader could not run ({first_sentence(str(error)).rstrip('.')}); your instructor "
+                         "can regrade it")  # fmt: skip
+    return _sentence(f"The grader stopped with an error ({type(error).__name__}); your instructor can regrade it")
 
 
 def store_outputs(storage: Storage, out: Path, result: GradeResult) -> dict:
@@ -137,6 +218,8 @@ def store_outputs(storage: Storage, out: Path, result: GradeResult) -> dict:
     values = {
         "score": result.score,
         "max_score": result.max_score,
+        "summary": summarize(result),
+        "fast": result.fast_mode,
         "result_path": storage.relative(result_path),
         "check_scores": {c.id: {"score": c.score, "max_score": c.max_score, "status": c.status} for c in result.checks},
         "section_scores": {

@@ -7,10 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 
 from service.db import Database
 from service.models import GradingAttempt, Outcome, Status, Submission, utcnow
+
+MAX_RUNNING_PROGRESS = 0.99  # the most a running grading shows: 1 means done
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,7 @@ def claim(db: Database, submission_id: str, generation: int, worker: str, lease_
                 attempt=Submission.attempt + 1,
                 lease_expires_at=now + timedelta(seconds=lease_seconds),
                 started_at=now,
-                progress=0.0,
-                step="starting",
+                step="starting",  # progress stays: 0 when queued, and never lower for the same generation
             )
             .returning(Submission.attempt)
         ).first()
@@ -83,10 +84,13 @@ def _held(c: Claim):
 def heartbeat(
     db: Database, c: Claim, lease_seconds: float, progress: float | None = None, step: str | None = None
 ) -> None:
-    """Renew the lease (and record progress); raises LeaseLost when the submission is no longer this attempt's."""
+    """Renew the lease (and record progress); raises LeaseLost when the submission is no longer this attempt's.
+    The stored progress never goes down (a lower value keeps the stored one) and stays below 1 (finish() writes 1
+    when the submission is done)."""
     values: dict = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
     if progress is not None:
-        values["progress"] = max(0.0, min(1.0, progress))
+        p = max(0.0, min(MAX_RUNNING_PROGRESS, progress))
+        values["progress"] = case((Submission.progress < p, p), else_=Submission.progress)
     if step is not None:
         values["step"] = step[:300]
     with db.session() as s:
@@ -96,14 +100,16 @@ def heartbeat(
 
 def finish(db: Database, c: Claim, status: Status, **values) -> bool:
     """Record the attempt's outcome if it still holds the submission; False (and nothing written to the
-    submission) when it does not."""
+    submission) when it does not. Progress becomes 1 when it is done; a failed one keeps where it stopped."""
     now = utcnow()
+    if status == Status.done:
+        values = {"progress": 1.0} | values
     with db.session() as s:
         won = (
             s.execute(
                 update(Submission)
                 .where(_held(c))
-                .values(status=status, finished_at=now, lease_expires_at=None, progress=1.0, step="", **values)
+                .values(status=status, finished_at=now, lease_expires_at=None, step="", **values)
             ).rowcount
             == 1
         )
@@ -134,6 +140,7 @@ def regrade(db: Database, submission_ids: list[str]) -> list[tuple[str, int]]:
                     progress=0.0,
                     step="",
                     error=None,
+                    summary=None,
                     started_at=None,
                     finished_at=None,
                 )

@@ -13,9 +13,9 @@ import signal
 from pathlib import Path
 
 from grader.sandbox.process import ChildExit
-from grader.sandbox.protocol import OUTPUTS_FILE, REPLY_FILE, FailureKind, Limits, SandboxFailure
+from grader.sandbox.protocol import OUTPUTS_FILE, REPLY_FILE, SUBMISSION_FILE, FailureKind, Limits, SandboxFailure
 from grader.sandbox.reply import InvalidReply, SandboxReply, clean_reply, read_reply
-from grader.text import MESSAGE_LIMIT, TRACEBACK_LIMIT, clean
+from grader.text import MESSAGE_LIMIT, NAME_LIMIT, TRACEBACK_LIMIT, clean
 
 _MEMORY_WORDS = ("bad_alloc", "Cannot allocate memory", "out of memory", "MemoryError")
 #: Faulthandler dumps: one block per thread, each listing the most recent call first.
@@ -23,15 +23,44 @@ _DUMP_THREAD = re.compile(r"^(?:Current thread|Thread) 0x[0-9a-f]+", re.MULTILIN
 _DUMP_FRAME = re.compile(r'^\s*File "[^"]*/job/submission\.py", line (\d+) in (\S+)', re.MULTILINE)
 _FATAL_ERROR = re.compile(r"^Fatal Python error: (.+)$", re.MULTILINE)
 _MAX_SOURCE_LINE = 300  # a line of the student's file, as shown in a traceback
+#: The sandbox's name of the student's file, as the child's messages and tracebacks show it.
+_SHOWN_NAME = re.compile(r"(?<![\w.\-/])" + re.escape(SUBMISSION_FILE) + r"(?![\w\-])")
 
 
-def reply_for(child: ChildExit, job: Path, token: str, limits: Limits, stage: str, source: list[str]) -> SandboxReply:
+def reply_for(
+    child: ChildExit,
+    job: Path,
+    token: str,
+    limits: Limits,
+    stage: str,
+    source: list[str],
+    shown_as: str = SUBMISSION_FILE,
+) -> SandboxReply:
     """The reply for a job: a failure when the child timed out, was killed or exited abnormally, else
     what it left in ``job``, validated. ``stage`` says where to look for slow code ("in circle_model()");
-    ``source`` holds the lines of the student's file, for tracebacks. Every text in the reply is cleaned.
+    ``source`` holds the lines of the student's file, for tracebacks; ``shown_as`` is the file's name as the
+    student knows it, which the failure's texts say instead of the sandbox's own name for it (submission.py).
+    Every text in the reply is cleaned.
     """
-    reply = clean_reply(_reply_for(child, job, token, limits, stage, source))
+    reply = clean_reply(shown_under(_reply_for(child, job, token, limits, stage, source), shown_as))
     return dataclasses.replace(reply, cpu_seconds=child.cpu_seconds, memory_peak_mb=child.memory_peak_mb)
+
+
+def shown_under(reply: SandboxReply, name: str) -> SandboxReply:
+    """The reply with the student's file named `name` (cleaned) in its failure's message and traceback, where the
+    child and this module call it submission.py. The texts are cleaned (and cut) afterwards as usual."""
+    name = clean(name, NAME_LIMIT)
+    if reply.failure is None or not name or name == SUBMISSION_FILE:
+        return reply
+    f = reply.failure
+
+    def named(text: str) -> str:
+        return _SHOWN_NAME.sub(lambda _: name, text)
+
+    failure = SandboxFailure.model_construct(  # the cut to the protocol's lengths comes with the cleaning
+        kind=f.kind, message=named(f.message), traceback=None if f.traceback is None else named(f.traceback)
+    )
+    return dataclasses.replace(reply, failure=failure)
 
 
 def _reply_for(child: ChildExit, job: Path, token: str, limits: Limits, stage: str, source: list[str]) -> SandboxReply:

@@ -102,7 +102,8 @@ def run_task(
                 spec, root / "log", f"{token}\n".encode(), budget, limits.log_tail_bytes, on_tick, job=cgroup, fds=fds
             )
         source = Path(submission).read_text(errors="replace").splitlines() if submission is not None else []
-        return reply_for(child, job, token, limits, _stage(task, params), source)
+        shown = Path(submission).name if submission is not None else SUBMISSION_FILE
+        return reply_for(child, job, token, limits, _stage(task, params), source, shown_as=shown)
     finally:
         remove_tree(root)
 

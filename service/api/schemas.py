@@ -36,6 +36,11 @@ class SubmissionPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None = Field(description="why grading failed, or why the report is missing")
+    summary: str | None = Field(
+        default=None,
+        description="for a failed grading or one that got no points, one sentence saying why (e.g. a syntax "
+        "error in your file, a limit the grader stopped it at, no check passed); null otherwise",
+    )
     links: SubmissionLinks
 
 

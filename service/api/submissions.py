@@ -43,7 +43,7 @@ def public(session: Session, sub: Submission) -> SubmissionPublic:
         id=sub.id, assignment=sub.assignment_id, filename=sub.filename, sha256=sub.sha256, size_bytes=sub.size_bytes,
         created_at=sub.created_at, late=sub.late, status=sub.status, progress=sub.progress, step=sub.step,
         queue_position=position, score=sub.score, max_score=sub.max_score, started_at=sub.started_at,
-        finished_at=sub.finished_at, error=sub.error,
+        finished_at=sub.finished_at, error=sub.error, summary=sub.summary,
         links=SubmissionLinks(self=base, report=f"{base}/report.pdf", result=f"{base}/result.json"),
     )  # fmt: skip
 

@@ -57,15 +57,15 @@ def assert_failure(reply: SandboxReply, kind: str, *words: str) -> None:
             "syntax_error",
             "syntax_error",
             ["syntax error on line 6"],
-            '  File "submission.py", line 6\n    def circle_model(sigma=None:\n'
+            '  File "syntax_error.py", line 6\n    def circle_model(sigma=None:\n'
             "                               ^\nSyntaxError: invalid syntax",
         ),
         (
             "import_exception",
             "import_error",
             ["KeyError: 'epochs'", '__name__ == "__main__"'],
-            'Traceback (most recent call last):\n  File "submission.py", line 9, in <module>\n'
-            '    EPOCHS = load_settings()\n  File "submission.py", line 6, in load_settings\n'
+            'Traceback (most recent call last):\n  File "import_exception.py", line 9, in <module>\n'
+            '    EPOCHS = load_settings()\n  File "import_exception.py", line 6, in load_settings\n'
             "    return settings[\"epochs\"]\nKeyError: 'epochs'",
         ),
         ("sys_exit_import", "exit", ["sys.exit()", "code 3"], "line 6, in <module>\n    sys.exit(3)\nSystemExit: 3"),
@@ -89,14 +89,14 @@ def test_file_that_cannot_be_loaded(name, kind, words, traceback):
 def test_infinite_loop_at_import_times_out():
     reply = run(HOSTILE / "loop_import.py", limits=QUICK)
     assert_failure(reply, "timeout", "within 5 s", "top level of your file")
-    assert re.search(r'File "submission.py", line [45], in <module>', reply.failure.traceback)  # in the loop
+    assert re.search(r'File "loop_import.py", line [45], in <module>', reply.failure.traceback)  # in the loop
     assert reply.wall_seconds < QUICK.wall_seconds + 2
 
 
 def test_infinite_loop_in_circle_model_times_out():
     reply = forward(HOSTILE / "loop_in_model.py", limits=QUICK)
     assert_failure(reply, "timeout", "within 5 s", "circle_model()")
-    assert re.search(r'File "submission.py", line [78], in circle_model', reply.failure.traceback)
+    assert re.search(r'File "loop_in_model.py", line [78], in circle_model', reply.failure.traceback)
 
 
 @requires_process_limit

@@ -13,9 +13,10 @@ import safetensors.numpy
 import safetensors.torch
 import torch
 
-from grader.sandbox.outcome import _dumped_traceback
-from grader.sandbox.protocol import Limits
-from grader.sandbox.reply import InvalidReply, read_reply
+from grader.sandbox.outcome import _dumped_traceback, shown_under
+from grader.sandbox.protocol import Limits, SandboxFailure
+from grader.sandbox.reply import InvalidReply, SandboxReply, clean_reply, read_reply
+from grader.text import MESSAGE_LIMIT
 
 TOKEN = "a" * 64
 LIMITS = Limits(reply_json_kb=1, output_mb=1)
@@ -121,3 +122,20 @@ def test_tracebacks_from_arbitrary_logs_never_fail():
         "    import ctypes",
         '  File "submission.py", line 2, in f',
     ]
+
+
+def test_the_students_file_name_replaces_the_sandboxs_and_is_cleaned():
+    failure = SandboxFailure(
+        kind="syntax_error",
+        message="Your file has a syntax error on line 3: expected ':'. Fix it so that `python submission.py` runs.",
+        traceback="  File \"submission.py\", line 3\n    def f()\nSyntaxError: expected ':'\nmy_submission.py stays",
+    )
+    reply = SandboxReply(False, {}, {}, failure, "", 1.0)
+    named = clean_reply(shown_under(reply, "lab3_1_.py")).failure
+    assert "`python lab3_1_.py` runs" in named.message
+    assert named.traceback.startswith('  File "lab3_1_.py", line 3') and "my_submission.py stays" in named.traceback
+    hostile = clean_reply(shown_under(reply, "\x1b[2J" + "x" * 500 + ".py")).failure
+    assert "\x1b" not in hostile.message + hostile.traceback
+    assert len(hostile.message) <= MESSAGE_LIMIT and "x" * 100 not in hostile.message  # the name is cut too
+    assert shown_under(reply, "submission.py") is reply
+    assert shown_under(SandboxReply(True, {}, {}, None, "", 1.0), "lab.py").failure is None

@@ -106,7 +106,7 @@ def test_exception_in_student_code_shows_only_the_students_frames(valid):
     assert "ValueError: not written yet" in failure.message and "mnist_model" in failure.message
     assert failure.traceback.splitlines() == [
         "Traceback (most recent call last):",
-        f'  File "submission.py", line {line_of("not written")}, in mnist_model',
+        f'  File "student.py", line {line_of("not written")}, in mnist_model',
         '    raise ValueError("not written yet")',
         "ValueError: not written yet",
     ]
@@ -136,7 +136,7 @@ def test_cpu_time_limit(tmp_path):
     path = write(tmp_path, "x = 0\nwhile True: x += 1\n")
     reply = run(path, limits=LIMITS.model_copy(update={"cpu_seconds": 3}))
     assert reply.failure.kind == "cpu_time" and "3 s of CPU time" in reply.failure.message
-    assert 'File "submission.py", line 2, in <module>\n    while True: x += 1' in reply.failure.traceback
+    assert 'File "student.py", line 2, in <module>\n    while True: x += 1' in reply.failure.traceback
 
 
 @requires_bwrap

@@ -102,3 +102,26 @@ def test_a_submission_that_keeps_killing_its_workers_is_failed_not_retried_forev
     sub = row(db, sid)
     assert sub.status == Status.failed and "interrupted 3 times" in sub.error
     assert [o for *_, o in attempts(db, sid)] == [Outcome.lost] * 3 + [Outcome.failed]
+
+
+def test_stored_progress_never_goes_down_and_is_1_only_when_done(db, sid):
+    c = claim(db, sid, 1, "w1", lease_seconds=60)
+    heartbeat(db, c, 60, 0.5, "half")
+    heartbeat(db, c, 60, 0.3, "a late report of a slower task")  # lower: the stored fraction stays
+    assert (row(db, sid).progress, row(db, sid).step) == (0.5, "a late report of a slower task")
+    heartbeat(db, c, 60, 1.0, "scoring")  # 1 means done: a running grading stays below
+    assert 0.5 < row(db, sid).progress < 1.0
+    assert finish(db, c, Status.failed, error="x")
+    assert row(db, sid).progress < 1.0  # failed, not done
+    (again,) = regrade(db, [sid])
+    assert row(db, sid).progress == 0.0  # a new generation starts from 0
+    c = claim(db, sid, again[1], "w2", lease_seconds=0.2)
+    heartbeat(db, c, 0.2, 0.4)
+    time.sleep(0.3)
+    assert sweep(db, 60, set()).lost == [sid]
+    c = claim(db, sid, again[1], "w3", lease_seconds=60)  # another attempt of the same generation
+    assert row(db, sid).progress == 0.4
+    heartbeat(db, c, 60, 0.1)
+    assert row(db, sid).progress == 0.4
+    assert finish(db, c, Status.done, score=1.0)
+    assert row(db, sid).progress == 1.0

@@ -125,7 +125,7 @@ def test_assignment_must_exist_and_the_student_be_on_its_roster(client, db):
 def test_a_hostile_file_name_is_not_used_as_a_path(client, db, settings):
     (token,) = enroll(db, 1)
     body = submit(client, token, name="../../etc/evil name.py").json()
-    assert body["filename"] == "submission.py"
+    assert body["filename"] == "evil_name.py"  # the last part only, made safe
     assert Storage(settings.storage_dir).upload_path(body["id"]).is_relative_to(settings.storage_dir.resolve())
 
 
