@@ -30,7 +30,10 @@ class SubmissionPublic(BaseModel):
     status: Status = Field(description="queued, running, done (graded; the report explains any failure) or failed")
     progress: float = Field(description="0..1 of the running grading")
     step: str = Field(description="what the grading is doing now")
-    queue_position: int | None = Field(description="submissions ahead of this one in the queue (while queued)")
+    queue_position: int | None = Field(
+        description="place in the queue while queued, counted from 1 (1: graded next, once a grader is free); "
+        "null otherwise"
+    )
     score: float | None
     max_score: float | None
     started_at: datetime | None

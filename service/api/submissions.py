@@ -34,8 +34,8 @@ NOT_FOUND = "No submission of yours has this id. GET /api/submissions lists your
 
 def public(session: Session, sub: Submission) -> SubmissionPublic:
     position = None
-    if sub.status == Status.queued:
-        position = session.scalar(
+    if sub.status == Status.queued:  # 1 is next: the submissions queued before this one, plus one
+        position = 1 + session.scalar(
             select(func.count()).where(Submission.status == Status.queued, Submission.queued_at < sub.queued_at)
         )
     base = f"/api/submissions/{sub.id}"

@@ -41,7 +41,7 @@ def test_a_submission_is_stored_then_queued_and_answered_at_once(client, db, set
     assert r.status_code == 202, r.text
     body = r.json()
     assert r.headers["location"] == f"/api/submissions/{body['id']}"
-    assert (body["status"], body["queue_position"], body["late"]) == ("queued", 0, False)
+    assert (body["status"], body["queue_position"], body["late"]) == ("queued", 1, False)  # 1: next
     assert body["filename"] == "reference_solution.py"
     stored = Storage(settings.storage_dir).upload_path(body["id"])
     assert stored.read_bytes() == REFERENCE.read_bytes()
@@ -54,8 +54,9 @@ def test_status_list_and_queue_position(client, db):
     ids = [submit(client, token).json()["id"] for _ in range(3)]
     listed = client.get("/api/submissions", headers=bearer(token)).json()["submissions"]
     assert [s["id"] for s in listed] == ids[::-1]  # newest first
-    third = client.get(f"/api/submissions/{ids[2]}", headers=bearer(token)).json()
-    assert third["queue_position"] == 2
+    positions = [client.get(f"/api/submissions/{i}", headers=bearer(token)).json()["queue_position"] for i in ids]
+    assert positions == [1, 2, 3]  # counted from 1: the first is graded next
+    assert [s["queue_position"] for s in listed] == [3, 2, 1]
     assert client.get("/api/submissions?assignment=other", headers=bearer(token)).json() == {"submissions": []}
 
 
