@@ -228,8 +228,10 @@ def roster(request: Request, session: SessionDep, me: Instructor_, assignment_id
 
 
 # -- the grade table ----------------------------------------------------------------------------------------------
-def _refuse(request: Request, me: Instructor, text: str, status_code: int = 400) -> HTMLResponse:
-    return page(request, "base.html.j2", status_code=status_code, me=me, err=text)
+def _refuse(request: Request, me: Instructor, a: Assignment, text: str, status_code: int = 400) -> HTMLResponse:
+    """A page that says what was refused and why, with the way back to the assignment's grade table."""
+    return page(request, "base.html.j2", status_code=status_code, me=me, err=text,
+                back_to=f"/dashboard/assignments/{a.id}")  # fmt: skip
 
 
 def _choice_error(name: str, value: str, allowed) -> str:
@@ -245,9 +247,9 @@ def grades(
     """The grade table. An unknown filter or sort is refused (400, with the allowed values), not ignored."""
     a = _assignment(session, assignment_id)
     if filter not in FILTERS:
-        return _refuse(request, me, _choice_error("filter", filter, FILTERS))
+        return _refuse(request, me, a, _choice_error("filter", filter, FILTERS))
     if sort not in SORTS:
-        return _refuse(request, me, _choice_error("sort", sort, SORTS))
+        return _refuse(request, me, a, _choice_error("sort", sort, SORTS))
     since = time.time()
     everyone = grade_table(session, a)
     rows = select_rows(everyone, filter, q.strip(), sort, desc)
@@ -365,7 +367,7 @@ def export_csv(request: Request, session: SessionDep, me: Instructor_, assignmen
     Canvas refuse grades of the fast budgets (409, naming the students)."""
     a = _assignment(session, assignment_id)
     if format not in exports.FORMATS:
-        return _refuse(request, me, _choice_error("format", format, exports.FORMATS))
+        return _refuse(request, me, a, _choice_error("format", format, exports.FORMATS))
     rows = select_rows(grade_table(session, a), sort="student_id")
     try:
         if format == "moodle":
@@ -375,7 +377,7 @@ def export_csv(request: Request, session: SessionDep, me: Instructor_, assignmen
         else:
             text = exports.generic_csv(a, rows, check_columns(a), section_columns(a), questions(a))
     except exports.FastGrades as e:
-        return _refuse(request, me, str(e), status.HTTP_409_CONFLICT)
+        return _refuse(request, me, a, str(e), status.HTTP_409_CONFLICT)
     name = f"{a.id}-grades-{'all' if format == 'generic' else format}.csv"
     return Response(text, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
