@@ -81,3 +81,11 @@ def test_bench_scaling_on_one_cpu_says_what_it_needs():
     assert done.returncode == 2
     assert "scaling cannot run" in done.stderr and "may use 1 CPU(s)" in done.stderr
     assert "run it on a machine with 2 or more" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bench_api_import_quick_measures_a_light_app():
+    done = subprocess.run([sys.executable, "-m", "bench.api_import", "--quick"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "imports neither torch nor matplotlib" in done.stdout, done.stdout
+    assert "| ours: the app |" in done.stdout and "VmRSS" in done.stdout
