@@ -24,6 +24,8 @@ from service.models import Assignment, Instructor
 from service.queue import broker_answers
 from service.settings import Settings
 
+DESCRIPTION = " ".join(__doc__.split("\n\n")[0].split())  # the docstring's first paragraph, whole
+
 
 def fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
@@ -97,7 +99,14 @@ def cmd_create_instructor(settings: Settings, args: argparse.Namespace) -> int:
     from service.login import forget_account
     from service.security import hash_password
 
-    password = args.password or getpass.getpass("Password: ")
+    password = args.password
+    if password is None:  # typed twice, unseen: a typo would lock the instructor out
+        password = getpass.getpass("Password: ")
+        if len(password) < 8:
+            return fail("the password must have at least 8 characters.")
+        if getpass.getpass("Password again: ") != password:
+            return fail("the two passwords differ; nothing was changed. Run the command again and type the same "
+                        "password twice (or pass --password).")  # fmt: skip
     if len(password) < 8:
         return fail("the password must have at least 8 characters.")
     with database(settings) as db, db.session() as s:
@@ -240,7 +249,7 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="labgrader", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="labgrader", description=DESCRIPTION)
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create or upgrade the database (adds the init-reg assignment when new)")
     for name, help_ in (("serve", "run the API (migrates first)"), ("up", "migrate, then run one worker and the API")):
@@ -254,7 +263,7 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--loglevel", default="INFO")
     c = sub.add_parser("create-instructor", help="create an instructor (or set their password)")
     c.add_argument("email")
-    c.add_argument("--password", default=None, help="at least 8 characters (asked for when omitted)")
+    c.add_argument("--password", default=None, help="at least 8 characters (asked for twice when omitted)")
     r = sub.add_parser("import-roster", help="add students from a CSV (student_id,name[,email]) and issue tokens")
     r.add_argument("csv", type=Path)
     r.add_argument("--assignment", required=True, type=assignment_id_arg,

@@ -112,3 +112,33 @@ def test_an_invalid_setting_is_named_with_what_to_do(env, monkeypatch, capsys):
     assert main(["migrate"]) == 2
     err = capsys.readouterr().err
     assert "LABGRADER_GRADING_CPUS" in err and "greater than or equal to 0" in err and "fix or unset it" in err
+
+
+def test_help_shows_the_whole_description(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("The `labgrader` command: run the service (serve, worker, up) and administer it (migrate, "
+            "create-instructor, import-roster, assignment, rename-assignment, regrade, sweep). Settings come from "
+            "LABGRADER_* environment variables.") in out  # fmt: skip
+
+
+def test_create_instructor_asks_for_the_password_twice(env, capsys, monkeypatch):
+    typed = iter(["correct horse", "correct horse"])
+    prompts = []
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": prompts.append(prompt) or next(typed))
+    assert main(["create-instructor", "prof@example.org"]) == 0
+    assert prompts == ["Password: ", "Password again: "]
+    with env.session() as s:
+        assert verify_password(s.scalar(select(Instructor)).password_hash, "correct horse")
+
+
+def test_create_instructor_refuses_two_different_passwords(env, capsys, monkeypatch):
+    assert main(["create-instructor", "prof@example.org", "--password", "correct horse"]) == 0
+    typed = iter(["battery staple", "battery stapel"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(typed))
+    assert main(["create-instructor", "prof@example.org"]) == 2
+    assert "the two passwords differ; nothing was changed" in capsys.readouterr().err
+    with env.session() as s:  # the old password still holds
+        assert verify_password(s.scalar(select(Instructor)).password_hash, "correct horse")
