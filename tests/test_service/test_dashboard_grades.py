@@ -321,3 +321,10 @@ def test_canvas_gradebook_csv(client, db, settings, prof):  # noqa: F811
         ["Hopper, Grace", "", "s1", "", "", "33"],
         ["Student s2", "", "s2", "", "", ""],
     ]
+
+
+def test_the_live_poll_needs_a_login(client, db):
+    r = client.get(f"{GRADES}/live?since=0", headers={"HX-Request": "true"}, follow_redirects=False)
+    assert r.headers["hx-redirect"].startswith("/login")
+    r = client.get(f"{GRADES}/live?since=0", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=/dashboard")
