@@ -31,15 +31,19 @@ class Rejected(Exception):
     retry_after: int | None = None
 
 
+def too_large(max_bytes: int) -> str:
+    """The one answer to an upload over the limit, whether the file or the whole request was found too large."""
+    return (f"The file is larger than the limit of {max_bytes:,} bytes for a submission: submit only your Python "
+            "source (no data, no weights).")  # fmt: skip
+
+
 def check_file(filename: str | None, data: bytes, max_bytes: int) -> str:
     """The file's name to keep, or Rejected: not a .py file, too large, empty, not UTF-8 text."""
     name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
     if not name.endswith(".py"):
         raise Rejected(415, f"'{name or '(no name)'}' is not a Python file: submit your solution as one .py file.")
     if len(data) > max_bytes:
-        raise Rejected(
-            413, f"The file is larger than {max_bytes} bytes: submit only your Python source (no data, no weights)."
-        )
+        raise Rejected(413, too_large(max_bytes))
     if not data.strip():
         raise Rejected(422, f"'{name}' is empty: submit the file that defines your models.")
     try:

@@ -22,6 +22,7 @@ from service.api.schemas import Health
 from service.dashboard import routes as dashboard
 from service.dashboard.auth import LoginRequired, login_redirect, secret_key
 from service.db import Database
+from service.intake import too_large
 from service.login import dummy_hash
 from service.maintenance import sweep_once
 from service.portal import grading as answer_grading
@@ -76,7 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SessionMiddleware, secret_key=secret_key(settings), session_cookie="labgrader_session",
                        max_age=8 * 3600, same_site="strict", https_only=settings.secure_cookies)  # fmt: skip
     # the form's other fields and the multipart framing need a little room beside the file itself
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + 64 * 1024)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + 64 * 1024,
+                       detail=too_large(settings.max_upload_bytes))  # fmt: skip
     app.include_router(submissions.router)
     app.include_router(instructors.router)
     app.include_router(dashboard.router)

@@ -14,8 +14,12 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """Bodies over `max_bytes` get 413 with `detail` (the message that names the limit a user knows of: the file's,
+    which the cap exceeds by room for the form's other fields and the multipart framing)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, detail: str | None = None) -> None:
         self.app, self.max_bytes = app, max_bytes
+        self.detail = detail or f"The request is larger than {max_bytes:,} bytes."
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,8 +51,7 @@ class BodyLimit:
             await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": f"The request is larger than {self.max_bytes} bytes: submit only your Python "
-                                     "source (no data, no weights)."}).encode()  # fmt: skip
+        body = json.dumps({"detail": self.detail}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -264,3 +264,21 @@ def test_an_oversized_upload_is_refused_before_it_is_read(client, db, settings):
                     content=chunks())  # fmt: skip
     assert r.status_code == 413
     assert not (settings.storage_dir / "submissions").exists()
+
+
+def test_every_too_large_upload_gets_one_message_naming_the_file_limit(client, db, settings):
+    (token,) = enroll(db, 1)
+    limit = settings.max_upload_bytes
+    expected = (f"The file is larger than the limit of {limit:,} bytes for a submission: submit only your Python "
+                "source (no data, no weights).")  # fmt: skip
+    just_over = submit(client, token, b"#" * (limit + 1))  # passes the request cap; the file check refuses it
+    far_over = submit(client, token, b"#" * (3 * limit))  # refused by the request cap, before it is read
+    streamed = client.post(
+        "/api/submissions", headers={**bearer(token), "Content-Type": "multipart/form-data; boundary=b"},
+        content=iter([b'--b\r\nContent-Disposition: form-data; name="file"; filename="lab.py"\r\n\r\n',
+                      *[b"x" * 100_000] * 12]),
+    )  # fmt: skip  # no Content-Length: refused while it streams in
+    for r in (just_over, far_over, streamed):
+        assert (r.status_code, r.json()) == (413, {"detail": expected})
+    assert "1,000,000" in expected and "1,065,536" not in expected
+    assert submit(client, token, b"#" * limit).status_code == 202  # at the limit: accepted
