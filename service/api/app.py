@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import anyio
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
+from grader.text import MESSAGE_LIMIT, NAME_LIMIT, clean
 from service import login
 from service.api import instructors, submissions
 from service.api.deps import AppState, StateDep
@@ -51,6 +54,61 @@ async def _sweep_forever(state: AppState) -> None:
             log.exception("sweep failed; trying again in %s s", state.settings.sweep_interval_seconds)
 
 
+WHERE = {"body": "form field", "query": "query parameter", "path": "path parameter", "header": "header"}
+WHAT_TO_SEND = {  # the fields of POST /api/submissions, the only form of the API
+    "file": "your solution, one .py file, as the multipart form field `file`",
+    "assignment": "the assignment id (e.g. init-reg) as the form field `assignment`",
+}
+VALIDATION_PROBLEM = "a required field is missing or a field is invalid (the detail names it and says what to send)"
+
+
+def validation_problem(errors: Sequence[dict]) -> str:
+    """One sentence for a request that FastAPI could not validate: which field is missing or invalid, and what to
+    send (the first error's field, and every missing field of the same kind)."""
+    if not errors:
+        return "The request is invalid: check it against the API's schema at /docs."
+
+    def field(error: dict) -> tuple[str, str]:
+        loc = [str(part) for part in error.get("loc", ())]
+        where = WHERE.get(loc[0], "field") if loc else "field"
+        return where, clean(".".join(loc[1:]) or (loc[0] if loc else "body"), NAME_LIMIT)
+
+    first = errors[0]
+    where, name = field(first)
+    if first.get("type") == "missing":
+        fields = [field(e) for e in errors if e.get("type") == "missing"]
+        missing = list(dict.fromkeys(n for w, n in fields if w == where))
+        names = " and ".join(f"'{n}'" for n in missing)
+        plural = len(missing) > 1
+        hints = [WHAT_TO_SEND[n] for n in missing if n in WHAT_TO_SEND]
+        send = f"send {' and '.join(hints)}" if hints and where == "form field" else f"send the {where}"
+        return f"The {where}{'s' if plural else ''} {names} {'are' if plural else 'is'} missing: {send}."
+    message = clean(first.get("msg", "invalid value"), MESSAGE_LIMIT // 4).rstrip(".")
+    hint = f"; send {WHAT_TO_SEND[name]}" if where == "form field" and name in WHAT_TO_SEND else ""
+    return f"The {where} '{name}' is invalid ({message[:1].lower() + message[1:]}){hint}."
+
+
+def _openapi(app: FastAPI) -> dict:
+    """The schema, where every 422 answer is a Problem (as the validation handler answers), not FastAPI's list."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for operation in (op for ops in schema.get("paths", {}).values() for op in ops.values()):
+            answer = operation.get("responses", {}).get("422")
+            if answer is None:
+                continue
+            if "HTTPValidationError" in str(answer.get("content", "")) or "content" not in answer:
+                answer["content"] = problem
+            if answer.get("description") in ("Validation Error", "Unprocessable Entity"):
+                answer["description"] = VALIDATION_PROBLEM
+        components = schema.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" not in str(schema.get("paths")):
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -84,6 +142,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(answer_grading.router)
     app.include_router(portal.router)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_problem(exc.errors())}, status_code=422)
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     @app.exception_handler(LoginRequired)
     def _to_login(request: Request, exc: LoginRequired) -> Response:

@@ -64,7 +64,10 @@ def own_submission(session: Session, student: Student, submission_id: str) -> Su
         404: {"model": Problem, "description": "no such assignment"},
         413: {"model": Problem, "description": "file too large"},
         415: {"model": Problem, "description": "not a .py file"},
-        422: {"description": "empty file or not UTF-8 text, an assignment id that is not a slug, or a missing field"},
+        422: {
+            "model": Problem,
+            "description": "empty file or not UTF-8 text, an assignment id that is not a slug, or a missing field",
+        },
         429: {"model": Problem, "description": "too many submissions in the rate window"},
     },
 )
