@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import jinja2
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from sqlalchemy import func, or_, select
+from sqlalchemy import exists, func, or_, select
 
 from grader.assignment import AssignmentError, load_assignment
 from service import login as logins
@@ -263,19 +263,22 @@ def grades(
 
 @router.get("/dashboard/assignments/{assignment_id}/live")
 def live_rows(request: Request, session: SessionDep, me: Instructor_, assignment_id: str, since: float = 0.0):
-    """The one poll of a grade table (every 2 s while a row is live): the rows of the students with something
-    queued or running, or that was queued or finished since the previous poll (`since`, the server's clock, with a
-    second of overlap), as out-of-band swaps, and the next poller (which stops once nothing is live)."""
+    """The one poll of a grade table (every 2 s while a row is live): the rows that changed since the previous poll
+    (`since`, the server's clock, with a second of overlap) as out-of-band swaps: those of students with a
+    submission running (its progress moves), or queued, started or finished since; a queued row that did not move
+    is not sent again. Then the next poller, which stops once nothing of the assignment is queued or running."""
     a = _assignment(session, assignment_id)
     now = time.time()
     after = datetime.fromtimestamp(max(0.0, min(since, now) - 1.0), UTC)
     pks = set(session.scalars(
         select(Submission.student_pk).distinct().where(Submission.assignment_id == a.id, or_(
-            Submission.status.in_(PENDING), Submission.finished_at >= after, Submission.queued_at >= after))
+            Submission.status == Status.running, Submission.queued_at >= after, Submission.started_at >= after,
+            Submission.finished_at >= after))
     ))  # fmt: skip
     rows = grade_table(session, a, student_pks=pks) if pks else []
-    return page(request, "grade_row.html.j2", a=a, live_rows=rows, polling=any(r.live for r in rows),
-                since=f"{now:.3f}", columns=check_columns(a), sections=section_columns(a))  # fmt: skip
+    polling = session.scalar(select(exists().where(Submission.assignment_id == a.id, Submission.status.in_(PENDING))))
+    return page(request, "grade_row.html.j2", a=a, live_rows=rows, polling=bool(polling), since=f"{now:.3f}",
+                columns=check_columns(a), sections=section_columns(a))  # fmt: skip
 
 
 @router.get("/dashboard/assignments/{assignment_id}/rows/{student_pk}")

@@ -11,7 +11,7 @@ import re
 from sqlalchemy import select
 
 from grader.assignment import load_assignment
-from service.models import Assignment, ManualGrade, Status, Student, Submission
+from service.models import Assignment, ManualGrade, Status, Student, Submission, utcnow
 
 from .kit import enroll
 from .test_dashboard import graded, login, prof  # noqa: F401 (a fixture)
@@ -180,9 +180,16 @@ def test_one_poll_per_table_while_a_row_is_live(client, db, settings, prof):  # 
     rows = re.findall(r'<template><tr id="row-(\d+)"[^>]*hx-swap-oob="true">', r.text)
     # s1 is queued: still live (a row queued or finished within the poll's second of overlap may come along)
     assert str(s1) in rows and 'hx-trigger="every 2s"' in r.text
+    from datetime import timedelta
+
+    with db.session() as s:  # queued an hour ago and still waiting: polled for, but its row is not sent again
+        s.get(Submission, queued).queued_at -= timedelta(hours=1)
+        s.scalar(select(Submission).where(Submission.id != queued)).queued_at -= timedelta(hours=1)
+    r = client.get(re.search(r'hx-get="([^"]+)"', r.text).group(1))
+    assert "<template>" not in r.text and 'hx-trigger="every 2s"' in r.text
     with db.session() as s:
         sub = s.get(Submission, queued)
-        sub.status, sub.score, sub.max_score, sub.finished_at = Status.done, 42.0, 95.0, sub.queued_at
+        sub.status, sub.score, sub.max_score, sub.finished_at = Status.done, 42.0, 95.0, utcnow()
     nxt = re.search(r'hx-get="([^"]+)"', r.text).group(1)
     r = client.get(nxt)
     assert str(s1) in re.findall(r'<template><tr id="row-(\d+)"', r.text)  # the row that just finished
