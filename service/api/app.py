@@ -20,6 +20,7 @@ from grader.text import MESSAGE_LIMIT, NAME_LIMIT, clean
 from service import login
 from service.api import instructors, submissions
 from service.api.deps import AppState, StateDep
+from service.api.docs import add_docs
 from service.api.limits import BodyLimit
 from service.api.schemas import Health
 from service.dashboard import routes as dashboard
@@ -131,7 +132,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.db.dispose()
             state.celery.close()
 
-    app = FastAPI(title="labgrader", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="labgrader", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None,
+                  redoc_url=None)  # fmt: skip
+    add_docs(app)  # /docs and /redoc with their files served from here, not from a CDN
     app.add_middleware(SessionMiddleware, secret_key=secret_key(settings), session_cookie="labgrader_session",
                        max_age=8 * 3600, same_site="strict", https_only=settings.secure_cookies)  # fmt: skip
     # the form's other fields and the multipart framing need a little room beside the file itself
