@@ -46,3 +46,45 @@ def test_only_the_docs_files_are_served(client):
     for name in ("../app.py", "..%2F..%2Fpyproject.toml", "core.py", "nope.js"):
         assert client.get(f"/docs/static/{name}").status_code == 404, name
     assert client.get("/docs/oauth2-redirect").status_code == 200
+
+
+@pytest.mark.slow  # a real API process and Chromium (about 10 s)
+def test_the_docs_render_in_chromium_with_every_other_site_unreachable(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    from service.migrate import upgrade
+
+    from .kit import make_settings
+    from .processes import Service
+    from .test_dashboard_browser import CHROMIUM, FLAGS
+
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'labgrader.db'}")
+    upgrade(settings.sqlalchemy_url)
+    svc = Service(settings, tmp_path)
+    svc.start_api()
+    elsewhere: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page()
+
+            def offline(route):  # as on a machine without the internet: only this server answers
+                if route.request.url.startswith(svc.url):
+                    route.continue_()
+                else:
+                    elsewhere.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", offline)
+            page.goto(f"{svc.url}/docs")
+            expect(
+                page.locator(".opblock-summary-path", has_text="/api/submissions/{submission_id}").first
+            ).to_be_visible(timeout=20_000)
+            page.goto(f"{svc.url}/redoc")
+            expect(page.get_by_text("Submit a solution of the initialization").first).to_be_visible(timeout=20_000)
+            browser.close()
+    finally:
+        svc.stop()
+    # ReDoc's bundle asks for its maker's logo in the sidebar and drops the image when that fails (onError); the
+    # page does not depend on it. Nothing else goes elsewhere.
+    assert [u for u in elsewhere if u != "https://cdn.redoc.ly/redoc/logo-mini.svg"] == [], elsewhere
