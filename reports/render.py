@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import logging
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 import jinja2
@@ -19,8 +22,21 @@ from reports.plots import all_figures
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "report"
 STATUS_LABEL = {"passed": "passed", "failed": "failed", "error": "error", "skipped": "skipped"}
 log = logging.getLogger(__name__)
+#: Control characters other than newline and tab: nothing a typed answer needs, and nothing to lay out.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 #: A run of characters without a break opportunity, longer than any word: a name or a token from a submission.
 LONG_RUN = re.compile(r"\S{80}(?=\S)")
+
+
+@dataclass(frozen=True)
+class WrittenAnswer:
+    """A written question of the assignment and the student's answer, as the report prints it (graded by hand)."""
+
+    title: str
+    prompt: str
+    text: str | None  # the submitted answer; None: not answered
+    points: float  # what the question is worth
+    submitted_at: datetime | None = None
 
 
 def url_fetcher() -> URLFetcher:
@@ -51,9 +67,10 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_html(result: GradeResult, processes: int = 2) -> str:
+def render_html(result: GradeResult, processes: int = 2, answers: Sequence[WrittenAnswer] = ()) -> str:
     """The report as one self-contained HTML document; `processes` draw the figures (see all_figures). Its texts
-    are cleaned again (grader.text), so that a stored result of any origin renders within the same limits."""
+    are cleaned again (grader.text), so that a stored result of any origin renders within the same limits.
+    `answers`: the written answers, printed at the end (as submitted by the time of grading)."""
     result = cleaned(result)
     drawn = all_figures(result.checks, processes=processes)
     sections = [
@@ -70,6 +87,7 @@ def render_html(result: GradeResult, processes: int = 2) -> str:
             css=css,
             status_label=STATUS_LABEL,
             titles={c.id: c.title for c in result.checks},
+            answers=[a if a.text is None else replace(a, text=CONTROL.sub("", a.text)) for a in answers],
         )  # fmt: skip
     )
 
@@ -86,9 +104,13 @@ def cleaned(result: GradeResult) -> GradeResult:
     return result.model_copy(update={"submission": submission, "checks": [clean_check(c) for c in result.checks]})
 
 
-def render_pdf(result: GradeResult, out: Path, processes: int = 2) -> Path:
-    """Write the PDF report of `result` to `out` (fonts embedded, text selectable) and return its path."""
-    html = render_html(result, processes)
+def render_pdf(result: GradeResult, out: Path, processes: int = 2, answers: Sequence[WrittenAnswer] = (),
+               html_out: Path | None = None) -> Path:  # fmt: skip
+    """Write the PDF report of `result` to `out` (fonts embedded, text selectable) and return its path; with
+    `html_out`, the same report as one self-contained HTML page there too (the portal shows it in the page)."""
+    html = render_html(result, processes, answers)
     out.parent.mkdir(parents=True, exist_ok=True)
     HTML(string=html, url_fetcher=url_fetcher(), base_url=None).write_pdf(out)
+    if html_out is not None:
+        html_out.write_text(html, encoding="utf-8")
     return out

@@ -116,3 +116,49 @@ def test_series_without_a_positive_value_get_a_linear_axis_not_a_failed_report(r
                 series.y = [None if i % 2 else 0.0 for i in range(len(series.y))]
     text, _ = pdf_text(render_pdf(result, tmp_path / "flat.pdf"))
     assert "Part 1: sigma sweep" in text
+
+
+def test_written_answers_are_printed_escaped_and_missing_ones_said(reference_fast, tmp_path):
+    from datetime import UTC, datetime
+
+    from reports.render import WrittenAnswer
+
+    long = "The small sigma starts slowly and the big one never recovers. " * 120  # several pages' worth
+    answers = [
+        WrittenAnswer("Part 1: the three sigmas", "Which sigmas?", long, 4, datetime(2026, 12, 5, 10, 0, tzinfo=UTC)),
+        WrittenAnswer("Part 3: an ensemble", "How does K matter?", "<script>alert(1)</script>\x00 K=100", 3),
+        WrittenAnswer("Part 2: statistics", "How do they change?", None, 4),
+    ]
+    html = render_html(reference_fast, answers=answers)
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; K=100" in html
+    text, _ = pdf_text(render_pdf(reference_fast, tmp_path / "answers.pdf", answers=answers,
+                                  html_out=tmp_path / "report.html"))  # fmt: skip
+    assert "Written answers" in text and "Not answered." in text and "Submitted 2026-12-05 10:00 UTC" in text
+    assert " ".join(text.split()).count("never recovers") == 120  # the long answer is whole, across pages
+    assert (tmp_path / "report.html").read_text() == html
+    assert "Written answers" not in render_html(reference_fast)  # an assignment without questions: no section
+
+
+def test_a_check_worth_nothing_reads_as_reported_not_scored(reference_fast):
+    html = render_html(reference_fast)
+    reported = [c for c in reference_fast.checks if not c.max_score]
+    assert reported, "the lab has a reported check (training diagnostics)"
+    assert html.count('status-reported">reported, not scored') == 2 * len(reported)  # summary and heading
+    assert "0 / 0" not in html
+
+
+def test_each_check_opens_with_its_verdict_and_first_figure_on_one_page(reference_fast, reference_pdf):
+    """The layout: the summary fits the first page, and each check's page shows its heading, verdict and first
+    figure together (a figure used to slip to a page of its own after the tables, leaving pages mostly empty)."""
+    from reports.plots import all_figures
+
+    pages = [" ".join(p.extract_text().split()) for p in PdfReader(reference_pdf).pages]
+    assert all(c.title.split(":")[0] in pages[0] for c in reference_fast.checks), "the summary spills over"
+    figures = dict(zip((c.id for c in reference_fast.checks), all_figures(reference_fast.checks), strict=True))
+    checked = 0
+    for check in reference_fast.checks:
+        heading = next(i for i, p in enumerate(pages) if i > 0 and p.startswith(check.title))
+        if figures[check.id]:
+            assert "Figure 1:" in pages[heading], check.id
+            checked += 1
+    assert checked >= 6
