@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -21,10 +22,11 @@ from grader.device import cpu_count
 from grader.grading import GradingError, grade
 from grader.result import GradeResult
 from grader.text import clean
-from reports.render import render_pdf
+from reports.render import WrittenAnswer, render_pdf
 from service.db import Database
 from service.lifecycle import Claim, LeaseLost, attempts_of_generation, claim, finish, heartbeat
 from service.models import Assignment, Status, Submission
+from service.portal.answers import for_report as written_answers
 from service.settings import Settings
 from service.storage import Storage, write_atomic
 
@@ -115,6 +117,7 @@ def grade_submission(db: Database, settings: Settings, submission_id: str, gener
         sub = s.get(Submission, submission_id)
         assignment = s.get(Assignment, sub.assignment_id)
         student, filename, config_path = sub.student.name, sub.filename, assignment.config_path
+        student_pk, assignment_id = sub.student_pk, sub.assignment_id
     out = storage.attempt_dir(submission_id, c.generation, c.attempt)
     out.mkdir(parents=True, exist_ok=True)
     with Heartbeat(db, c, settings) as beat:
@@ -140,7 +143,9 @@ def grade_submission(db: Database, settings: Settings, submission_id: str, gener
             return "failed" if won else "superseded"
         result.submission.student = student
         beat.publish(GRADING_SHARE, "writing the report")
-        values = store_outputs(storage, out, result)
+        with db.session() as s:  # the written answers submitted by now: the report prints them
+            answers = written_answers(s, student_pk, s.get(Assignment, assignment_id))
+        values = store_outputs(storage, out, result, answers)
     won = finish(db, c, Status.done, **values)
     return "done" if won else "superseded"
 
@@ -210,9 +215,10 @@ def failure_summary(error: BaseException) -> str:
     return _sentence(f"The grader stopped with an error ({type(error).__name__}); your instructor can regrade it")
 
 
-def store_outputs(storage: Storage, out: Path, result: GradeResult) -> dict:
-    """result.json and report.pdf in the attempt's folder; a report that fails to render is noted, and the
-    grade is kept."""
+def store_outputs(storage: Storage, out: Path, result: GradeResult, answers: Sequence[WrittenAnswer] = ()) -> dict:
+    """result.json, report.pdf and the same report as report.html (the portal shows it in the page) in the
+    attempt's folder, with the written answers at the end; a report that fails to render is noted, and the grade
+    is kept."""
     result_path = out / "result.json"
     write_atomic(result_path, result.model_dump_json(indent=1).encode("utf-8"))
     values = {
@@ -228,7 +234,7 @@ def store_outputs(storage: Storage, out: Path, result: GradeResult) -> dict:
     }
     t0 = time.monotonic()
     try:
-        report = render_pdf(result, out / "report.pdf")
+        report = render_pdf(result, out / "report.pdf", answers=answers, html_out=out / "report.html")
         values["report_path"] = storage.relative(report)
         log.info("report for %s rendered in %.1f s", result.submission.filename, time.monotonic() - t0)
     except Exception as e:

@@ -220,3 +220,34 @@ def test_grading_pages_are_for_instructors_only(client, tokens, db):
     assert r.status_code in (303, 403)
     with db.session() as s:
         assert s.scalar(select(ManualGrade)) is None
+
+
+def test_the_report_prints_the_answers_and_the_portal_shows_it_in_the_page(client, db, settings, tmp_path):
+    """A real grading (in this process, the worker's grade_submission) of a file on the tiny lab with the
+    default lab's questions: the answers submitted before it are in the PDF and in the HTML the portal frames."""
+    from conftest import pdf_text
+
+    from service.jobs import grade_submission
+
+    from .test_portal_browser import lab_with_questions
+
+    with db.session() as s:
+        s.add(Assignment(id="lab", title="Lab 3", config_path=str(lab_with_questions(tmp_path))))
+    (token,) = enroll(db, 1, "lab")
+    csrf = sign_in(client, token)
+    answer = "Dropout closes the gap between training and validation <b>loss</b>."
+    client.post("/student/assignments/lab/answers",
+                data={"csrf_token": csrf, "action": "submit", "q_dropout_regularization": answer})  # fmt: skip
+    r = client.post("/student/assignments/lab/submissions", data={"csrf_token": csrf},
+                    files={"file": ("lab3.py", b"def circle_model(sigma)\n")}, follow_redirects=False)  # fmt: skip
+    sid = r.headers["location"].rsplit("/", 1)[-1]
+    assert grade_submission(db, settings, sid, 1) == "done"
+    with db.session() as s:
+        report = Storage(settings.storage_dir).path(s.get(Submission, sid).report_path)
+    text = " ".join(pdf_text(report)[0].split())
+    assert "Written answers" in text and "training and validation <b>loss</b>." in text
+    assert text.count("Not answered.") == 4
+    page = client.get(f"/student/submissions/{sid}").text
+    assert f'src="/student/submissions/{sid}/report.html"' in page
+    html = client.get(f"/student/submissions/{sid}/report.html")
+    assert html.status_code == 200 and "&lt;b&gt;loss&lt;/b&gt;" in html.text and "<script" not in html.text
