@@ -89,3 +89,14 @@ def test_bench_api_import_quick_measures_a_light_app():
     assert done.returncode == 0, done.stderr[-3000:]
     assert "imports neither torch nor matplotlib" in done.stdout, done.stdout
     assert "| ours: the app |" in done.stdout and "VmRSS" in done.stdout
+
+
+@pytest.mark.slow  # a benchmark run (about a minute)
+def test_bench_dashboard_and_portal_quick_serve_a_real_course(tmp_path):
+    out = tmp_path / "b.md"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "dashboard", "portal", "--quick", "--out",
+                           str(out)], capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-5000:]
+    table = out.read_text()
+    assert "| dashboard |" in table and "| portal |" in table
+    assert "| assignment |" in table and "| status |" in table  # the portal's pages, each measured
