@@ -95,11 +95,16 @@ def _pass_rates(checks: list[CheckStats]) -> str:
 
     from reports.plots import svg
 
-    fig, ax = plt.subplots(figsize=(5.2, 0.45 * len(checks) + 0.8))
+    fig, ax = plt.subplots(figsize=(5.2, 0.5 * len(checks) + 0.7))
     names = [c.column.title for c in checks][::-1]
     rates = [100 * c.pass_rate for c in checks][::-1]
-    bars = ax.barh(names, rates, color=["#b5443b" if r < 50 else "#3b6ea5" for r in rates])
+    # each check's name above its bar, not as a tick label: long names as tick labels squeezed the bars to a sliver
+    bars = ax.barh(range(len(rates)), rates, height=0.45, color=["#b5443b" if r < 50 else "#3b6ea5" for r in rates])
     ax.bar_label(bars, labels=[f"{r:.0f}%" for r in rates], padding=3, fontsize=8)
+    for y, name in enumerate(names):
+        ax.text(1, y + 0.28, name, fontsize=8, va="bottom", ha="left")
+    ax.set_yticks([])
+    ax.set_ylim(-0.5, len(rates) - 0.1)
     ax.set_xlim(0, 110)
     ax.set_xlabel("students who passed the check (%)")
     fig.tight_layout()
