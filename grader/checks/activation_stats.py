@@ -329,9 +329,12 @@ def facts(check: CheckResult) -> list[Fact]:
             continue
         rms, exp = s["rms"], s["expected_rms"]
         mid = len(rms) // 2
-        out.append(Fact(f"{init}: growth per layer (middle)", number(exp[mid] / exp[mid - 1]),
+        name = INIT_NAMES[init]
+        out.append(Fact(f"{name}: growth per layer (middle)", number(exp[mid] / exp[mid - 1]),
                         number(rms[mid] / rms[mid - 1]) if rms[mid - 1] else "n/a"))  # fmt: skip
-        out.append(Fact(f"{init}: weights look like", init, s.get("identified_init") or "unrecognised"))
+        found = s.get("identified_init")  # in words, as the verdict says it (ids stay in the result's data)
+        out.append(Fact(f"{name}: weights look like", CANDIDATES[init][0],
+                        CANDIDATES[found][0] if found in CANDIDATES else "none of the known inits"))  # fmt: skip
     return out
 
 
