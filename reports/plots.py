@@ -50,6 +50,30 @@ REGIME_COLORS = {
     "diverged": "#000000",
 }
 LN = {2: math.log(2), 10: math.log(10)}
+#: The words a figure shows for the ids a stored result uses (init schemes, variants, series and regime names).
+NAMES = {
+    "normal": "N(0, 1)",
+    "xavier": "Glorot (Xavier)",
+    "glorot": "Glorot (Xavier)",
+    "kaiming": "He (Kaiming)",
+    "kaiming_fan_in": "He (Kaiming), fan_in",
+    "kaiming_fan_out": "He (Kaiming), fan_out",
+    "with_dropout": "with dropout",
+    "without_dropout": "without dropout",
+    "recommended": "your init",
+    "recommended_raw": "your init, raw inputs",
+    "good_raw": "good sigma, raw inputs",
+    "small": "small",
+    "good": "good",
+    "big": "big",
+    "plain": "plain network",
+    "bn": "with BatchNorm",
+}
+
+
+def _name(key: str) -> str:
+    """The words for an id: from NAMES, or the id with its underscores as spaces."""
+    return NAMES.get(key, key.replace("_", " "))
 
 
 SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
@@ -111,14 +135,44 @@ def _tick_labels(axis: Axis) -> list[str]:
     return labels
 
 
+LEGEND_ROW = 0.17  # inches: one row of a 7-pt legend with its spacing
+
+
+def _legend(ax: Axes, handles: list | None = None, ncol: int | None = None, fontsize: float = 7, **kw) -> None:
+    """A legend below the axes, outside its data area (inside, even at loc="best", it covered curves that fill
+    the plot). As many columns as the estimated label widths allow under the axes; _layout moves it below the
+    tick and axis labels and makes room for it."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    else:
+        labels = [h.get_label() for h in handles]
+    if not handles:
+        return
+    ncols = ax.get_subplotspec().get_gridspec().get_geometry()[1] if ax.get_subplotspec() else 1
+    room = ax.figure.get_size_inches()[0] / ncols - 0.3
+    width = max(len(label) for label in labels) * 0.8 * CHAR * fontsize / 8 + 0.45  # handle, gap, label
+    ncol = max(1, min(len(labels), ncol or len(labels), int(room // width)))
+    legend = ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=ncol, fontsize=fontsize,
+                       title_fontsize=fontsize, **kw)  # fmt: skip
+    legend.rows_below = -(-len(labels) // ncol) + (1 if kw.get("title") else 0)  # type: ignore[attr-defined]
+
+
 def _edges(ax: Axes) -> dict[str, float]:
-    """What this axes needs around it, in inches: tick labels, axis labels, title, offset text."""
+    """What this axes needs around it, in inches: tick labels, axis labels, title, offset text, and a legend
+    placed below it by _legend."""
     x_labels, y_labels = _tick_labels(ax.xaxis), _tick_labels(ax.yaxis)
     x_offset = ax.xaxis.get_major_formatter().get_offset() if x_labels else ""  # e.g. "1e-5" beside the axis
     y_offset = ax.yaxis.get_major_formatter().get_offset() if y_labels else ""
+    bottom = (TICK + LINE if x_labels else 0) + (LINE if ax.get_xlabel() else 0) + (LINE if x_offset else 0)
+    legend, below = ax.get_legend(), 0.0
+    if legend is not None and hasattr(legend, "rows_below"):
+        fontsize = legend.get_texts()[0].get_fontsize()
+        legend.borderaxespad = (bottom + 0.02) * 72 / fontsize  # in font sizes: from the axes to the legend
+        below = legend.rows_below * LEGEND_ROW * fontsize / 7 + 0.04
     return {
         "left": (TICK + CHAR * max(len(t) for t in y_labels) if y_labels else 0) + (LINE if ax.get_ylabel() else 0),
-        "bottom": (TICK + LINE if x_labels else 0) + (LINE if ax.get_xlabel() else 0) + (LINE if x_offset else 0),
+        "bottom": bottom + below,
+        "legend": below,
         "top": (LINE + 0.04 if ax.get_title() else 0) + (LINE if y_offset else 0),
         "right": CHAR * max((len(t) for t in x_labels[-1:]), default=0) / 2,
     }
@@ -131,9 +185,13 @@ def _layout(fig: Figure) -> None:
     axes = [ax for ax in fig.axes if ax.get_subplotspec() is not None]
     if not axes:
         return
-    width, height = fig.get_size_inches()
     nrows, ncols = axes[0].get_subplotspec().get_gridspec().get_geometry()
     edges = [(ax.get_subplotspec(), _edges(ax)) for ax in axes]
+    rows = {spec.rowspan.start for spec, _ in edges}
+    legends = sum(max(e["legend"] for spec, e in edges if spec.rowspan.start == r) for r in rows)
+    if legends:  # the figure grows by its legends below the axes: the plots keep their height
+        fig.set_size_inches(fig.get_size_inches()[0], fig.get_size_inches()[1] + legends)
+    width, height = fig.get_size_inches()
     left = max(e["left"] for spec, e in edges if spec.is_first_col())
     gap_x = max((e["left"] for spec, e in edges if not spec.is_first_col()), default=0) + 2 * PAD
     right = max(e["right"] for spec, e in edges if spec.is_last_col())
@@ -228,15 +286,16 @@ def _curves(ax: Axes, check: CheckResult, names: list[tuple[str, str]], level: f
             if s is None:
                 continue
             x, y = _pairs(s)
-            ax.plot(x, y, style, color=color, lw=1.2, label=f"{label} ({'train' if part == 'train_loss' else 'val'})")
+            ax.plot(x, y, style, color=color, lw=1.2,
+                    label=f"{label} ({'training' if part == 'train_loss' else 'validation'})")  # fmt: skip
     if level is not None:
-        ax.axhline(level, color="k", lw=0.8, ls=":", label=f"-log(1/n) = {level:.3f}")
+        ax.axhline(level, color="k", lw=0.8, ls=":", label=f"ln(n classes) = {level:.3f}: chance level")
     _log_y(ax)
     ax.set_ylabel(ylabel)
-    ax.legend(ncol=2)
+    _legend(ax, ncol=2)
 
 
-def loss_at_init(check: CheckResult) -> str | None:
+def loss_at_init(check: CheckResult) -> Figure | None:
     s = series(check, "loss_at_init")
     if s is None or not s.y:
         return None
@@ -250,18 +309,19 @@ def loss_at_init(check: CheckResult) -> str | None:
     ax.set_yticks(ys, labels)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlabel("cross-entropy loss at initialization (log scale)")
-    ax.legend(loc="lower right")
-    return svg(fig)
+    ax.set_xlabel("cross-entropy loss at initialization (nats, log scale)")
+    ax.set_ylabel("model (call)")
+    _legend(ax)
+    return fig
 
 
-def sweep(check: CheckResult) -> str | None:
+def sweep(check: CheckResult) -> Figure | None:
     loss, acc = series(check, "sweep.final_val_loss"), series(check, "sweep.final_val_acc")
     if loss is None or acc is None or not loss.x:
         return None
     regimes = loss.meta.get("regimes", [])
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(WIDTH, 2.6))
-    for ax, s, label in ((ax1, loss, "final validation loss"), (ax2, acc, "final validation accuracy")):
+    for ax, s, label in ((ax1, loss, "final validation loss (nats)"), (ax2, acc, "final validation accuracy")):
         x, y = _pairs(s)
         ax.plot(x, y, color="0.6", lw=1, zorder=1)
         for xi, yi, regime in zip(s.x or [], s.y or [], regimes, strict=False):
@@ -279,24 +339,25 @@ def sweep(check: CheckResult) -> str | None:
     _log_y(ax1)
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=r) for r, c in REGIME_COLORS.items()
                if r in regimes]  # fmt: skip
-    ax1.legend(handles=handles, title="regime (median seed)", loc="best")
-    ax2.legend(loc="lower left")
-    return svg(fig)
+    _legend(ax1, handles=handles, title="regime (median seed)")
+    _legend(ax2)
+    return fig
 
 
-def sweep_curves(check: CheckResult) -> str | None:
-    names = [(p, label) for p, label in (("sigma_small", "small"), ("sigma_good", "good"), ("sigma_big", "big"),
-                                          ("recommended", "your init"), ("glorot", "Glorot"))
+def sweep_curves(check: CheckResult) -> Figure | None:
+    names = [(p, label) for p, label in (("sigma_small", "small sigma"), ("sigma_good", "good sigma"),
+                                          ("sigma_big", "big sigma"), ("recommended", "your init"),
+                                          ("glorot", "Glorot (Xavier)"))
              if series(check, f"{p}.train_loss") is not None]  # fmt: skip
     if not names:
         return None
     fig, ax = plt.subplots(figsize=(WIDTH, 3.0))
-    _curves(ax, check, names, LN[2], "cross-entropy (log scale)")
+    _curves(ax, check, names, LN[2], "cross-entropy loss (nats, log scale)")
     ax.set_xlabel("training step (full-batch SGD, lr 0.1)")
-    return svg(fig)
+    return fig
 
 
-def boundaries(check: CheckResult) -> str | None:
+def boundaries(check: CheckResult) -> Figure | None:
     panels = [s for s in check.series if s.name.startswith("boundary.") and s.values]
     if not panels:
         return None
@@ -312,26 +373,27 @@ def boundaries(check: CheckResult) -> str | None:
         label = s.name.removeprefix("boundary.")
         sigma = s.meta.get("sigma")
         shown = label in ("small", "good", "big") and isinstance(sigma, int | float)
-        ax.set_title(f"{label} (sigma {sigma:g})" if shown else label, fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set_title(f"{_name(label)} (sigma {sigma:g})" if shown else _name(label), fontsize=8)
+        ax.locator_params(nbins=3)  # a few ticks: the panels are narrow
+        ax.set_xlabel("x1")
+        ax.set_ylabel("x2")
         ax.grid(False)
-    return svg(fig)
+    return fig
 
 
-def scaling(check: CheckResult) -> str | None:
+def scaling(check: CheckResult) -> Figure | None:
     names = [(p, label) for p, label in (("sigma_good", "good sigma, scaled"), ("good_raw", "good sigma, raw"),
                                           ("recommended", "your init, scaled"), ("recommended_raw", "your init, raw"))
              if series(check, f"{p}.train_loss") is not None]  # fmt: skip
     if len(names) < 2:
         return None
     fig, ax = plt.subplots(figsize=(WIDTH, 2.8))
-    _curves(ax, check, names, LN[2], "cross-entropy (log scale)")
-    ax.set_xlabel("training step")
-    return svg(fig)
+    _curves(ax, check, names, LN[2], "cross-entropy loss (nats, log scale)")
+    ax.set_xlabel("training step (full-batch SGD, lr 0.1)")
+    return fig
 
 
-def probes(check: CheckResult) -> str | None:
+def probes(check: CheckResult) -> Figure | None:
     """SIGMAS['good'] with its inputs scaled, and with larger learning rates: the training loss of the first seed
     for each value, labelled with the regime most seeds showed."""
     panels = [(key, field, fmt, xlabel) for key, field, fmt, xlabel in (
@@ -349,16 +411,16 @@ def probes(check: CheckResult) -> str | None:
             label = "scale" if field == "scale" else "lr"
             s = series(check, f"{label}_{row[field]:g}.train_loss")
             if s is not None:
-                ax.plot(*_pairs(s), color=f"C{i}", lw=1.0, label=f"{fmt.format(row[field])}: {row['regime']}")
+                ax.plot(*_pairs(s), color=f"C{i}", lw=1.0, label=f"{fmt.format(row[field])}: {_name(row['regime'])}")
         ax.axhline(LN[2], color="k", lw=0.8, ls=":")
         _log_y(ax)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("training loss (log scale)")
-        ax.legend(fontsize=7)
-    return svg(fig)
+        ax.set_ylabel("training loss (nats, log scale)")
+        _legend(ax)
+    return fig
 
 
-def zero_init(check: CheckResult) -> str | None:
+def zero_init(check: CheckResult) -> Figure | None:
     """makemore E01: the largest change of each parameter of the all-zero circle model over training."""
     m = check.metrics.get("zero_init")
     if not m or not m.get("moved"):
@@ -374,10 +436,11 @@ def zero_init(check: CheckResult) -> str | None:
     ax.invert_yaxis()
     ax.set_xlim(0, top * 1.3)
     ax.set_xlabel(f"largest |change| of the parameter over {m.get('steps', '')} SGD steps")
-    return svg(fig)
+    ax.set_ylabel("parameter")
+    return fig
 
 
-def activations(check: CheckResult) -> str | None:
+def activations(check: CheckResult) -> Figure | None:
     inits = [i for i in ("normal", "xavier", "kaiming") if series(check, f"{i}.abs_mean") is not None]
     if not inits:
         return None
@@ -386,18 +449,20 @@ def activations(check: CheckResult) -> str | None:
         for ax, measured, expected in ((axes[0], "rms", "expected_rms"), (axes[1], "grad_rms", "expected_grad_rms")):
             m, e = series(check, f"{init}.{measured}"), series(check, f"{init}.{expected}")
             if m is not None:
-                ax.plot(*_pairs(m), "o-", ms=2.5, color=f"C{i}", lw=1, label=f"{init}: measured")
+                ax.plot(*_pairs(m), "o-", ms=2.5, color=f"C{i}", lw=1, label=f"{_name(init)}: measured")
             if e is not None:
-                ax.plot(*_pairs(e), ":", color=f"C{i}", lw=1.2, label=f"{init}: expected")
-    for ax, title in ((axes[0], "forward: RMS of each layer's output"), (axes[1], "backward: RMS of its gradient")):
+                ax.plot(*_pairs(e), ":", color=f"C{i}", lw=1.2, label=f"{_name(init)}: expected")
+    for ax, title, ylabel in ((axes[0], "forward: RMS of each layer's output", "RMS of output (log scale)"),
+                              (axes[1], "backward: RMS of its gradient", "RMS of gradient (log scale)")):  # fmt: skip
         _log_y(ax)
         ax.set_xlabel("layer (1 = first Linear)")
+        ax.set_ylabel(ylabel)
         ax.set_title(title)
-    axes[0].legend(fontsize=6)
-    return svg(fig)
+    _legend(axes[0])
+    return fig
 
 
-def activation_abs(check: CheckResult) -> str | None:
+def activation_abs(check: CheckResult) -> Figure | None:
     inits = [i for i in ("normal", "xavier", "kaiming") if series(check, f"{i}.abs_mean") is not None]
     if not inits:
         return None
@@ -406,37 +471,39 @@ def activation_abs(check: CheckResult) -> str | None:
         for ax, key in ((axes[0], "abs_mean"), (axes[1], "abs_std")):
             s = series(check, f"{init}.{key}")
             if s is not None:
-                ax.plot(*_pairs(s), "o-", ms=2.5, lw=1, color=f"C{i}", label=init)
+                ax.plot(*_pairs(s), "o-", ms=2.5, lw=1, color=f"C{i}", label=_name(init))
     for ax, title in ((axes[0], "mean |activation|"), (axes[1], "std |activation|")):
         _log_y(ax)
-        ax.set_xlabel("layer")
+        ax.set_xlabel("layer (1 = first Linear)")
+        ax.set_ylabel(f"{title} (log scale)")
         ax.set_title(title)
-    axes[0].legend()
-    return svg(fig)
+    _legend(axes[0])
+    return fig
 
 
-def dropout_curves(check: CheckResult) -> str | None:
+def dropout_curves(check: CheckResult) -> Figure | None:
     if series(check, "with_dropout.train_loss") is None:
         return None
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(WIDTH, 2.8))
-    _curves(ax1, check, [("with_dropout", "dropout"), ("without_dropout", "no dropout")], LN[10], "cross-entropy")
+    _curves(ax1, check, [("with_dropout", "dropout"), ("without_dropout", "no dropout")], LN[10],
+            "cross-entropy loss (nats)")  # fmt: skip
     ax1.set_xlabel("epoch (AdamW, lr 3e-4)")
     for i, variant in enumerate(("with_dropout", "without_dropout")):
         for part, style in (("train_error", "-"), ("val_error", "--")):
             s = series(check, f"{variant}.{part}")
             if s is not None:
-                ax2.plot(*_pairs(s), style, color=f"C{i}", lw=1.2,
-                         label=f"{variant.replace('_', ' ')} ({part.split('_')[0]})")  # fmt: skip
+                which = "training" if part == "train_error" else "validation"
+                ax2.plot(*_pairs(s), style, color=f"C{i}", lw=1.2, label=f"{_name(variant)} ({which})")
     ax2.set_ylabel("error (%)")
     ax2.set_xlabel("epoch")
-    ax2.legend()
+    _legend(ax2, ncol=2)
     images = (series(check, "with_dropout.train_loss") or Series(name="")).meta.get("images")
     if images:
         fig.suptitle(f"curves on {images['train']} training and {images['val']} validation images", fontsize=8)
-    return svg(fig)
+    return fig
 
 
-def mc_ensemble(check: CheckResult) -> str | None:
+def mc_ensemble(check: CheckResult) -> Figure | None:
     s = series(check, "mc.error")
     if s is None:
         return None
@@ -450,13 +517,13 @@ def mc_ensemble(check: CheckResult) -> str | None:
     ax.plot(k, error, color="C0", lw=1.2, label="average of K train-mode passes")
     ax.axhline(s.meta.get("eval_error", float("nan")), color="k", ls="--", lw=1, label="eval mode (weight scaling)")
     ax.set_xscale("log")
-    ax.set_xlabel("ensemble size K (log scale)")
+    ax.set_xlabel("ensemble size K (train-mode passes, log scale)")
     ax.set_ylabel("validation error (%)")
-    ax.legend()
-    return svg(fig)
+    _legend(ax)
+    return fig
 
 
-def fold(check: CheckResult) -> str | None:
+def fold(check: CheckResult) -> Figure | None:
     s, err = series(check, "fold.outputs"), series(check, "fold.abs_error")
     if s is None:
         return None
@@ -465,8 +532,8 @@ def fold(check: CheckResult) -> str | None:
     ax1.scatter(x, y, s=4, color="C0", rasterized=True)  # hundreds of dots: one picture, not an SVG element each
     lo, hi = min(x + y), max(x + y)
     ax1.plot([lo, hi], [lo, hi], color="k", lw=0.6, ls=":")
-    ax1.set_xlabel("original model (eval mode)")
-    ax1.set_ylabel("folded model")
+    ax1.set_xlabel("output of the original model (eval mode)")
+    ax1.set_ylabel("output of the folded model")
     if err is not None and err.y:
         values = [max(v, 1e-12) for v in err.y if v is not None]
         ax2.hist([math.log10(v) for v in values], bins=30, color="C1")
@@ -475,11 +542,10 @@ def fold(check: CheckResult) -> str | None:
             # the tolerance is relative to max(1, max |original|): as an absolute error it is that much larger
             ax2.axvline(math.log10(tolerance * scale), color="k", ls="--", lw=1,
                         label="tolerance" if scale == 1 else f"tolerance ({tolerance:g} x {scale:.3g})")  # fmt: skip
-            ax2.set_ylim(top=ax2.get_ylim()[1] * 1.3)  # room for the legend above the bars
-            ax2.legend(loc="upper left", fontsize=7)
+            _legend(ax2)
         ax2.set_xlabel("log10 |folded - original|")
-        ax2.set_ylabel("outputs")
-    return svg(fig)
+        ax2.set_ylabel("count (outputs)")
+    return fig
 
 
 def _histograms(ax: Axes, layers: list[dict], key: str, title: str) -> None:
@@ -498,10 +564,11 @@ def _histograms(ax: Axes, layers: list[dict], key: str, title: str) -> None:
         ax.plot(centers, counts, color=f"C{i}", lw=1, label=label)
     _log_y(ax)
     ax.set_title(title)
-    ax.legend(fontsize=6)
+    ax.set_ylabel("count (log scale)")
+    _legend(ax, fontsize=6)
 
 
-def diagnostics(check: CheckResult, variant: str, when: str = "final") -> str | None:
+def diagnostics(check: CheckResult, variant: str, when: str = "final") -> Figure | None:
     """makemore's four diagnostics of one model, at init or after training (the update:data ratio, measured over
     training, is drawn with the latter)."""
     m = check.metrics.get(variant)
@@ -510,9 +577,9 @@ def diagnostics(check: CheckResult, variant: str, when: str = "final") -> str | 
     final = m[when]
     fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 4.6))
     _histograms(axes[0][0], final["layers"], "histogram", "activations (input of each Linear)")
-    axes[0][0].set_xlabel("value")
+    axes[0][0].set_xlabel("activation value")
     _histograms(axes[0][1], final["layers"], "grad_histogram", "gradients of the loss at those activations")
-    axes[0][1].set_xlabel("gradient")
+    axes[0][1].set_xlabel("gradient value")
     axes[0][1].ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))  # "-1.5 ... 1.5" and "1e-4" once
     ratios = final["grad_data"]
     names = [f"W{r['layer'] + 1}\n{'x'.join(map(str, r['shape']))}" for r in ratios]  # W1 and its (out x in)
@@ -521,38 +588,56 @@ def diagnostics(check: CheckResult, variant: str, when: str = "final") -> str | 
         axes[1][0].tick_params(axis="x", labelsize=6)
     _log_y(axes[1][0])
     axes[1][0].set_title("weight gradient : data ratio (std)")
+    axes[1][0].set_xlabel("weight matrix (out x in)")
+    axes[1][0].set_ylabel("std(grad) / std(W) (log scale)")
     ax = axes[1][1]
     if when != "final":
         ax.axis("off")
         ax.text(0.5, 0.5, "update : data ratio over training:\nsee the figure after training", ha="center",
                 va="center", fontsize=8, color="0.4", transform=ax.transAxes)  # fmt: skip
-        return svg(fig)
+        return fig
     for j, s in enumerate(x for x in check.series if x.name.startswith(f"{variant}.update_ratio.")):
         ax.plot(*_pairs(s), lw=0.8, color=f"C{j}", label=f"W{j + 1}")
     ax.axhline(-3, color="k", ls="--", lw=1, label="1e-3 guide")
     ax.set_title("update : data ratio (log10)")
     ax.set_xlabel("training step")
-    ax.legend(ncol=2 if len(ratios) > 4 else 1, fontsize=6 if len(ratios) > 4 else None)
-    return svg(fig)
+    ax.set_ylabel("log10(update std / W std)")
+    _legend(ax, fontsize=6)
+    return fig
 
 
 Captioned = tuple[str, str]  # (caption, svg)
 #: What a check's figures may name (CheckResult.figures, from its CheckSpec): the drawing functions of this module,
-#: each (check, **options) -> SVG or None. A stored result names them; nothing else is looked up by name.
-DRAWERS: dict[str, Callable[..., str | None]] = {
+#: each (check, **options) -> a Figure or None. A stored result names them; nothing else is looked up by name.
+DRAWERS: dict[str, Callable[..., Figure | None]] = {
     f.__name__: f
     for f in (loss_at_init, sweep, sweep_curves, boundaries, scaling, probes, activations, activation_abs,
               dropout_curves, mc_ensemble, fold, diagnostics, zero_init)
 }  # fmt: skip
 
 
-def _draw(check: CheckResult, j: int) -> str | None:
+def _figure(check: CheckResult, j: int) -> Figure | None:
     ref = check.figures[j]
     drawer = DRAWERS.get(ref.draw)
     if drawer is None:
         log.warning("check %s names an unknown figure %r", check.id, ref.draw)
         return None
     return drawer(check, **ref.options)
+
+
+def _draw(check: CheckResult, j: int) -> str | None:
+    fig = _figure(check, j)
+    return None if fig is None else svg(fig)
+
+
+def figure_objects(check: CheckResult) -> list[tuple[str, Figure]]:
+    """The figures of one check as matplotlib Figures, laid out as the SVGs are (the caller closes them): what
+    the SVG path draws, for a test to inspect."""
+    drawn = [(ref.caption, _figure(check, j)) for j, ref in enumerate(check.figures)]
+    for _, fig in drawn:
+        if fig is not None:
+            _tight(fig)
+    return [(caption, fig) for caption, fig in drawn if fig is not None]
 
 
 def figures(check: CheckResult) -> list[Captioned]:

@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 
 import matplotlib.mathtext
 import matplotlib.pyplot as plt
@@ -187,3 +188,128 @@ def test_a_stored_result_names_only_the_drawing_functions_of_the_report(referenc
     odd = check.model_copy(update={"figures": figures})
     drawn = plots.all_figures([odd], processes=1)[0]
     assert [caption for caption, _ in drawn] == [check.figures[3].caption]
+
+
+# -- the figures as a student reads them ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def drawn_results(reference_fast, tmp_path_factory):
+    """Every figure of three real gradings: the reference, He init with fan_out (a failing item), and a file that
+    raises at import (no figures at all, which must not trip anything either)."""
+    from bugs import BUGS
+    from conftest import graded_fast
+
+    folder = tmp_path_factory.mktemp("plots")
+    broken = folder / "broken.py"
+    broken.write_text("raise RuntimeError('the submission fails at import')\n")
+    results = {
+        "reference": reference_fast,
+        "he_fan_out": graded_fast(BUGS["he_fan_out"].write(folder / "he_fan_out.py")),
+        "raises_at_import": graded_fast(broken),
+    }
+    return results
+
+
+def _each_figure(results):
+    for name, result in results.items():
+        for check in result.checks:
+            for caption, fig in plots.figure_objects(check):
+                try:
+                    yield f"{name}/{check.id}: {caption[:40]}", fig
+                finally:
+                    plt.close(fig)
+
+
+def _shows_data(ax):
+    return ax.get_visible() and ax.axison and bool(ax.lines or ax.collections or ax.patches or ax.images)
+
+
+def test_every_axes_that_shows_data_says_what_both_axes_measure(drawn_results):
+    count = 0
+    for name, fig in _each_figure(drawn_results):
+        for k, ax in enumerate(fig.axes):
+            if _shows_data(ax):
+                count += 1
+                assert ax.get_xlabel().strip(), f"{name}: axes {k} has no x label"
+                assert ax.get_ylabel().strip(), f"{name}: axes {k} has no y label"
+    assert count >= 30
+
+
+def test_legends_lie_outside_every_data_area(drawn_results):
+    """Inside the axes, even at loc="best", a legend covered curves that fill the plot: every legend lies below
+    the plots, clear of every axes, of its own axes' tick and axis labels, and inside the figure."""
+    legends = 0
+    for name, fig in _each_figure(drawn_results):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            if legend is None:
+                continue
+            legends += 1
+            box = legend.get_window_extent(renderer)
+            page = fig.bbox.padded(1)
+            assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, name
+            for other in fig.axes:
+                assert not box.overlaps(other.get_window_extent(renderer)), f"{name}: legend over an axes"
+            labels = [ax.xaxis.label, *ax.get_xticklabels()]
+            for text in labels:
+                if text.get_visible() and text.get_text():
+                    assert not box.overlaps(text.get_window_extent(renderer)), f"{name}: legend over {text}"
+    assert legends >= 15
+
+
+def test_decision_boundaries_have_labelled_axes_with_ticks(reference_fast):
+    """The boundaries are drawn over the inputs' plane: x1 and x2 with their values (the result carries the
+    grid's probabilities and extent, not the training points, so none are drawn)."""
+    check = reference_fast.check("sigma_sweep")
+    j = [f.draw for f in check.figures].index("boundaries")
+    fig = plots._figure(check, j)
+    plots._tight(fig)
+    fig.canvas.draw()
+    assert len(fig.axes) >= 3
+    for ax in fig.axes:
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("x1", "x2")
+        assert [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        assert [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert "Glorot (Xavier)" in [ax.get_title() for ax in fig.axes]
+    plt.close(fig)
+
+
+SNAKE = re.compile(r"[a-z]+_[a-z_]+")
+#: Text that stays as it is: the lab's own code (calls such as deep_model('xavier'), SIGMAS['good']) and the
+#: mode names of torch's kaiming_normal_ (fan_in, fan_out).
+CODE = re.compile(r"\w+\([^)]*\)|SIGMAS\['\w+'\]|\bfan_(in|out)\b")
+
+
+def _texts(fig):
+    for ax in fig.axes:
+        yield ax.get_title()
+        yield ax.get_xlabel()
+        yield ax.get_ylabel()
+        yield from (t.get_text() for t in ax.get_xticklabels(which="both") + ax.get_yticklabels(which="both"))
+        yield from (t.get_text() for t in ax.texts)
+        legend = ax.get_legend()
+        if legend is not None:
+            yield legend.get_title().get_text()
+            yield from (t.get_text() for t in legend.get_texts())
+    yield fig.get_suptitle()
+    yield from (t.get_text() for t in fig.texts)
+
+
+def test_figures_show_words_not_internal_ids(drawn_results):
+    ids = {"normal", "xavier", "kaiming", "glorot", "bn"}  # the ids that are not (English) words; and any snake_case
+    seen = 0
+    for name, fig in _each_figure(drawn_results):
+        fig.canvas.draw()  # tick labels are formatted when drawn
+        for text in _texts(fig):
+            seen += bool(text)
+            plain = CODE.sub("", text)
+            assert not SNAKE.search(plain), f"{name}: {text!r}"
+            assert not ids & set(re.findall(r"[a-z_]+", plain)), f"{name}: {text!r} shows an id"
+    assert seen >= 200
+
+
+def test_ids_read_as_words():
+    assert plots._name("kaiming_fan_out") == "He (Kaiming), fan_out"
+    assert plots._name("xavier") == "Glorot (Xavier)"
+    assert plots._name("some_new_series") == "some new series"
