@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from grader.assignment import Assignment as GraderAssignment
 from grader.assignment import load_assignment
 from grader.catalog import CATALOG
-from service.models import Assignment, Enrollment, ManualGrade, Status, Student, Submission
+from service.models import Answer, Assignment, Enrollment, ManualGrade, Status, Student, Submission
 
 FILTERS = {
     "": "everyone",
@@ -81,6 +81,12 @@ class Row:
     graded: Submission | None = None
     manual: dict[str, ManualGrade] = field(default_factory=dict)
     manual_max: float = 0.0  # what the assignment's written questions are worth together (0: none)
+    answered: set[str] = field(default_factory=set)  # the questions the student submitted an answer to
+
+    @property
+    def to_grade(self) -> int:
+        """How many submitted written answers wait for a hand grade."""
+        return len(self.answered - self.manual.keys())
 
     @property
     def status(self) -> str:
@@ -234,9 +240,10 @@ def _json(value: str | dict | None) -> dict | None:
 def grade_table(
     session: Session, assignment: Assignment, student_pk: int | None = None, student_pks: Iterable[int] | None = None
 ) -> list[Row]:
-    """The roster's rows (or one student's, or some students'), in four queries whatever their number (one more
+    """The roster's rows (or one student's, or some students'), in five queries whatever their number (one more
     per 2,000 students): students; their submissions' LIGHT columns (plain rows: id, student_pk, created_at, status,
-    score); the counted and exported submissions as whole objects; and the manual grades. For one student
+    score); the counted and exported submissions as whole objects; the manual grades; and which questions each
+    student answered (only for an assignment with written questions). For one student
     (`student_pk`, the student page) every submission is a whole object."""
     query = (
         select(Student)
@@ -284,6 +291,14 @@ def grade_table(
     for g in session.scalars(grades):
         if g.student_pk in rows:
             rows[g.student_pk].manual[g.question_id] = g
+    if manual_max(assignment):
+        answered = select(Answer.student_pk, Answer.question_id).where(
+            Answer.assignment_id == assignment.id, Answer.text.is_not(None))  # fmt: skip
+        if one or student_pks is not None:
+            answered = answered.where(Answer.student_pk.in_(list(rows)))
+        for pk, question_id in session.execute(answered):
+            if pk in rows:
+                rows[pk].answered.add(question_id)
     return list(rows.values())
 
 

@@ -288,7 +288,8 @@ def grade_row(request: Request, session: SessionDep, me: Instructor_, assignment
     rows = grade_table(session, a, student_pk)
     if not rows:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No such student on this assignment.")
-    return page(request, "grade_row.html.j2", a=a, r=rows[0], columns=check_columns(a), sections=section_columns(a))
+    return page(request, "grade_row.html.j2", a=a, one_row=rows[0], columns=check_columns(a),
+                sections=section_columns(a))  # fmt: skip
 
 
 @router.get("/dashboard/assignments/{assignment_id}/students/{student_pk}")
@@ -304,6 +305,23 @@ def student_page(request: Request, session: SessionDep, me: Instructor_, assignm
     )
     return page(request, "student.html.j2", me=me, a=a, r=r, shown=shown, columns=check_columns(a),
                 sections=section_columns(a), msg=msg)  # fmt: skip
+
+
+@router.get("/dashboard/assignments/{assignment_id}/students/{student_pk}/live")
+def student_live(request: Request, session: SessionDep, me: Instructor_, assignment_id: str, student_pk: int,
+                 show: str = "") -> Response:  # fmt: skip
+    """The one poll of a student page (every 2 s while a submission of theirs waits or runs): its totals and its
+    submissions table as out-of-band swaps; once nothing of theirs is queued or running, an empty answer with
+    HX-Refresh, which reloads the page with the points and the report (and so stops the poll)."""
+    a = _assignment(session, assignment_id)
+    rows = grade_table(session, a, student_pk)
+    if not rows:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such student on this assignment.")
+    r = rows[0]
+    if not r.live:
+        return Response(status_code=200, headers=PAGE_HEADERS | {"HX-Refresh": "true"})
+    shown = next((s for s in r.submissions if s.id == show), None)
+    return page(request, "grade_row.html.j2", a=a, live_student=r, shown=shown)
 
 
 @router.get("/dashboard/submissions/{submission_id}/{name}")

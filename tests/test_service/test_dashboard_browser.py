@@ -134,13 +134,13 @@ def test_an_instructor_runs_an_assignment_in_the_browser(service, browser_page, 
     page.click("#submissions button:has-text('Regrade')")
     expect(page.locator(".flash.ok")).to_contain_text("queued for regrading")
     expect(page.locator("#submissions .badge.st").first).to_have_text(re.compile("queued|running|done"))
-    page.wait_for_timeout(500)
-    for _ in range(60):  # the student page does not poll: reload until the regrade is done
-        page.reload()
-        if page.locator("#submissions .badge.st").first.inner_text() == "done":
-            break
-        page.wait_for_timeout(1000)
-    expect(page.locator("#submissions .badge.st").first).to_have_text("done")
+    polls.clear()
+    # the page polls once for all its submissions (/students/{pk}/live) and reloads itself once the regrade is done
+    expect(page.locator("#submissions .badge.st").first).to_have_text("done", timeout=90_000)
+    expect(page.locator("object.pdf")).to_be_visible()
+    expect(page.locator("#student-live")).to_have_count(0)  # nothing live: no poll any more
+    polled = [u for u in polls if "/live" in u]
+    assert all(re.search(r"/students/\d+/live", u) for u in polled), polls
 
     page.goto(f"{url}/dashboard/assignments/tiny/overview")
     expect(page.locator("img[alt='score distribution']")).to_be_visible()
