@@ -28,7 +28,11 @@ class SubmissionPublic(BaseModel):
     created_at: datetime
     late: bool = Field(description="submitted after the assignment's deadline (accepted, and flagged)")
     status: Status = Field(description="queued, running, done (graded; the report explains any failure) or failed")
-    progress: float = Field(description="0..1 of the running grading")
+    progress: float = Field(
+        description="0..1 of the grading: it never goes down (a grading retried after a lost worker goes on from "
+        "where it was; a regrade starts again at 0) and is 1 only once the submission is done (a failed one keeps "
+        "where it stopped)"
+    )
     step: str = Field(description="what the grading is doing now")
     queue_position: int | None = Field(
         description="place in the queue while queued, counted from 1 (1: graded next, once a grader is free); "

@@ -52,3 +52,10 @@ def test_progress_of_a_real_grading_never_goes_down(client, db, settings, monkey
     assert (body["status"], body["progress"]) == ("done", 1.0)
     with db.session() as s:
         assert s.get(Submission, sid).status == Status.done
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_schema_says_progress_never_goes_down_and_is_1_only_when_done(client):
+    fields = client.get("/openapi.json").json()["components"]["schemas"]["SubmissionPublic"]["properties"]
+    description = fields["progress"]["description"]
+    assert "never goes down" in description and "1 only once the submission is done" in description

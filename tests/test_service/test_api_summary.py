@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import update
 
 from grader.result import CheckResult, Failure, GradeResult, IsolationInfo, Submission
@@ -129,3 +130,18 @@ def test_unsafe_upload_names_are_kept_made_safe():
     for hopeless in (".py", "日本.py", " .py"):
         assert safe_name(hopeless) == "submission.py"
     assert safe_name("lab_3.py") == "lab_3.py"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_what_the_student_reads_names_their_file_not_the_sandboxs(client, db, settings):
+    body, result = graded(client, db, settings, SYNTAX_ERROR, "lab3_jan_novak.py")
+    assert body["filename"] == "lab3_jan_novak.py"  # a safe name is kept as it is
+    assert body["summary"].startswith("Your file lab3_jan_novak.py has a syntax error on line 3: "), body["summary"]
+    failure = result["submission"]["load_failure"]
+    assert "`python lab3_jan_novak.py`" in failure["message"]
+    assert failure["traceback"].startswith('  File "lab3_jan_novak.py", line 3')
+    with db.session() as s:
+        pdf = settings.storage_dir / s.get(Row, body["id"]).report_path
+    html = pdf.with_name("report.html").read_text(encoding="utf-8")  # the report as the portal shows it
+    assert "python lab3_jan_novak.py" in html and "lab3_jan_novak.py" in html
+    assert "submission.py" not in html and "submission.py" not in json.dumps(result)
