@@ -101,10 +101,15 @@ def cmd_create_instructor(settings: Settings, args: argparse.Namespace) -> int:
 
     password = args.password
     if password is None:  # typed twice, unseen: a typo would lock the instructor out
-        password = getpass.getpass("Password: ")
-        if len(password) < 8:
-            return fail("the password must have at least 8 characters.")
-        if getpass.getpass("Password again: ") != password:
+        try:
+            password = getpass.getpass("Password: ")
+            if len(password) < 8:
+                return fail("the password must have at least 8 characters.")
+            again = getpass.getpass("Password again: ")
+        except EOFError:  # stdin ended (a pipe with one line, or none): say so instead of a traceback
+            return fail("the input ended before the password was given twice; nothing was changed. Type it twice at "
+                        "the prompts (a pipe must give it on two lines), or pass --password.")  # fmt: skip
+        if again != password:
             return fail("the two passwords differ; nothing was changed. Run the command again and type the same "
                         "password twice (or pass --password).")  # fmt: skip
     if len(password) < 8:

@@ -142,3 +142,22 @@ def test_create_instructor_refuses_two_different_passwords(env, capsys, monkeypa
     assert "the two passwords differ; nothing was changed" in capsys.readouterr().err
     with env.session() as s:  # the old password still holds
         assert verify_password(s.scalar(select(Instructor)).password_hash, "correct horse")
+
+
+def test_create_instructor_says_so_when_the_input_ends_before_the_second_password(env, capsys, monkeypatch):
+    typed = iter(["battery staple"])  # a pipe of one line: the second prompt reads the end of the input
+
+    def getpass(prompt=""):
+        try:
+            return next(typed)
+        except StopIteration:
+            raise EOFError from None
+
+    assert main(["migrate"]) == 0
+    monkeypatch.setattr("getpass.getpass", getpass)
+    assert main(["create-instructor", "prof@example.org"]) == 2
+    err = capsys.readouterr().err
+    assert "the input ended before the password was given twice; nothing was changed" in err
+    assert "Traceback" not in err
+    with env.session() as s:
+        assert s.scalar(select(Instructor)) is None
