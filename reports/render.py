@@ -26,6 +26,18 @@ log = logging.getLogger(__name__)
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 #: A run of characters without a break opportunity, longer than any word: a name or a token from a submission.
 LONG_RUN = re.compile(r"\S{80}(?=\S)")
+#: What each sandboxed run of the grader did, in words (a bundle's name joins its parts' names with "+").
+RUN_WORDS = {
+    "build": "loading your file and building your models",
+    "mnist_plain": "training the MNIST network without dropout",
+    "mnist_dropout": "training the MNIST network with dropout",
+    "sweep": "the sigma sweep",
+    "recommended": "your recommended init",
+    "deep": "the deep network's statistics",
+    "sanity": "the initialization sanity looks",
+    "fold": "BatchNorm folding",
+    "tanh": "the tanh network",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,21 @@ def breakable(value: object) -> object:
     return value
 
 
+def run_words(name: str) -> str:
+    """A sandboxed run's name as the report prints it: "sweep+sanity+fold" -> "the sigma sweep, the
+    initialization sanity looks, BatchNorm folding"; a name not listed keeps its words, without underscores."""
+    return ", ".join(RUN_WORDS.get(part, part.replace("_", " ")) for part in name.split("+"))
+
+
+def summary_verdict(message: str, limit: int = 110) -> str:
+    """A check's verdict as the first page's summary gives it: the first sentence, cut at a word after `limit`
+    characters (a long one, with numbers, wrapped over eight lines and pushed the summary onto a second page)."""
+    first = message.split(". ")[0].rstrip(".")
+    if len(first) <= limit:
+        return first + "."
+    return first[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " …"
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         finalize=breakable,
@@ -64,6 +91,8 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["data_uri"] = lambda svg: Markup("data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode())
     env.filters["points"] = lambda v: f"{v:g}"
+    env.filters["run_words"] = run_words
+    env.filters["summary_verdict"] = summary_verdict
     return env
 
 
@@ -73,10 +102,13 @@ def render_html(result: GradeResult, processes: int = 2, answers: Sequence[Writt
     `answers`: the written answers, printed at the end (as submitted by the time of grading)."""
     result = cleaned(result)
     drawn = all_figures(result.checks, processes=processes)
+    load_failure = result.submission.load_failure
     sections = [
-        {"check": c, "about": c.about, "facts": c.facts, "figures": f}
+        # not_loaded: the check failed only because the file could not be loaded (said once, on the first page)
+        {"check": c, "about": c.about, "facts": c.facts, "figures": f,
+         "not_loaded": load_failure is not None and c.failure == load_failure}
         for c, f in zip(result.checks, drawn, strict=True)
-    ]
+    ]  # fmt: skip
     css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
     return (
         _environment()
