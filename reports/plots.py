@@ -286,13 +286,12 @@ def _curves(ax: Axes, check: CheckResult, names: list[tuple[str, str]], level: f
             if s is None:
                 continue
             x, y = _pairs(s)
-            ax.plot(x, y, style, color=color, lw=1.2,
-                    label=f"{label} ({'training' if part == 'train_loss' else 'validation'})")  # fmt: skip
+            ax.plot(x, y, style, color=color, lw=1.2, label=f"{label} ({'train' if part == 'train_loss' else 'val'})")
     if level is not None:
-        ax.axhline(level, color="k", lw=0.8, ls=":", label=f"ln(n classes) = {level:.3f}: chance level")
+        ax.axhline(level, color="k", lw=0.8, ls=":", label=f"chance: ln(n) = {level:.3f}")
     _log_y(ax)
     ax.set_ylabel(ylabel)
-    _legend(ax, ncol=2)
+    _legend(ax)
 
 
 def loss_at_init(check: CheckResult) -> Figure | None:
@@ -449,16 +448,21 @@ def activations(check: CheckResult) -> Figure | None:
         for ax, measured, expected in ((axes[0], "rms", "expected_rms"), (axes[1], "grad_rms", "expected_grad_rms")):
             m, e = series(check, f"{init}.{measured}"), series(check, f"{init}.{expected}")
             if m is not None:
-                ax.plot(*_pairs(m), "o-", ms=2.5, color=f"C{i}", lw=1, label=f"{_name(init)}: measured")
+                ax.plot(*_pairs(m), "o-", ms=2.5, color=f"C{i}", lw=1)
             if e is not None:
-                ax.plot(*_pairs(e), ":", color=f"C{i}", lw=1.2, label=f"{_name(init)}: expected")
+                ax.plot(*_pairs(e), ":", color=f"C{i}", lw=1.2)
     for ax, title, ylabel in ((axes[0], "forward: RMS of each layer's output", "RMS of output (log scale)"),
                               (axes[1], "backward: RMS of its gradient", "RMS of gradient (log scale)")):  # fmt: skip
         _log_y(ax)
         ax.set_xlabel("layer (1 = first Linear)")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
-    _legend(axes[0])
+    # two short legends, one under each panel: the inits' colours, and which line is measured (six entries,
+    # each init twice, made the figure an inch taller)
+    _legend(axes[0], handles=[plt.Line2D([], [], color=f"C{i}", lw=1.2, label=_name(init)) for i, init in
+                              enumerate(inits)])  # fmt: skip
+    _legend(axes[1], handles=[plt.Line2D([], [], marker="o", ms=2.5, color="0.3", lw=1, label="measured"),
+                              plt.Line2D([], [], ls=":", color="0.3", lw=1.2, label="expected")])  # fmt: skip
     return fig
 
 
@@ -492,7 +496,7 @@ def dropout_curves(check: CheckResult) -> Figure | None:
         for part, style in (("train_error", "-"), ("val_error", "--")):
             s = series(check, f"{variant}.{part}")
             if s is not None:
-                which = "training" if part == "train_error" else "validation"
+                which = "train" if part == "train_error" else "val"
                 ax2.plot(*_pairs(s), style, color=f"C{i}", lw=1.2, label=f"{_name(variant)} ({which})")
     ax2.set_ylabel("error (%)")
     ax2.set_xlabel("epoch")
