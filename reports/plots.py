@@ -369,6 +369,13 @@ def boundaries(check: CheckResult) -> Figure | None:
             [[v if v == v else 0.5 for v in row] for row in image], levels=[0.5], colors="k", linewidths=0.8,
             extent=extent, origin="lower",
         )  # fmt: skip
+        points = [p for p in s.meta.get("points") or [] if isinstance(p, list) and len(p) == 3]
+        for cls, marker, color in ((0, "o", "#1f4e99"), (1, "^", "#b3362c")):  # shape and colour per class
+            xs = [p[0] for p in points if p[2] == cls]
+            ys = [p[1] for p in points if p[2] == cls]
+            if xs:
+                ax.scatter(xs, ys, s=7, marker=marker, facecolors="white", edgecolors=color, linewidths=0.6,
+                           label=f"class {cls} (training)")  # fmt: skip
         label = s.name.removeprefix("boundary.")
         sigma = s.meta.get("sigma")
         shown = label in ("small", "good", "big") and isinstance(sigma, int | float)
@@ -376,7 +383,12 @@ def boundaries(check: CheckResult) -> Figure | None:
         ax.locator_params(nbins=3)  # a few ticks: the panels are narrow
         ax.set_xlabel("x1")
         ax.set_ylabel("x2")
+        if extent:  # the points do not widen the panel beyond the boundary's grid
+            ax.set_xlim(extent[0], extent[1])
+            ax.set_ylim(extent[2], extent[3])
         ax.grid(False)
+    if any(s.meta.get("points") for s in panels):
+        _legend(axes[0][0], ncol=2)
     return fig
 
 

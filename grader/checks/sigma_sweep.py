@@ -209,6 +209,10 @@ def _probes(a: Assignment, runs: list[CircleRun], metrics: dict, series: list[Se
 
 def _boundary(name: str, r: CircleRun, session: Session) -> Series:
     assert r.grid_prob is not None
+    d = session.circle_data
+    # the training points in the grid's (raw) coordinates, with their class: the plot shows them over the boundary
+    points = [[round(float(x1), 4), round(float(x2), 4), int(y)] for (x1, x2), y in
+              zip(d.x_train_raw.tolist(), d.y_train.tolist(), strict=True)]  # fmt: skip
     return Series(
         name=f"boundary.{name}",
         values=r.grid_prob.tolist(),
@@ -217,6 +221,7 @@ def _boundary(name: str, r: CircleRun, session: Session) -> Series:
             "sigma": r.spec["sigma"],
             "seed": r.spec["seed"],
             "raw_inputs": r.spec["raw"],
+            "points": points,
         },
     )
 

@@ -259,8 +259,8 @@ def test_legends_lie_outside_every_data_area(drawn_results):
 
 
 def test_decision_boundaries_have_labelled_axes_with_ticks(reference_fast):
-    """The boundaries are drawn over the inputs' plane: x1 and x2 with their values (the result carries the
-    grid's probabilities and extent, not the training points, so none are drawn)."""
+    """The boundaries are drawn over the inputs' plane: x1 and x2 with their values, and the training points of
+    each class (a marker shape each) over them."""
     check = reference_fast.check("sigma_sweep")
     j = [f.draw for f in check.figures].index("boundaries")
     fig = plots._figure(check, j)
@@ -272,6 +272,11 @@ def test_decision_boundaries_have_labelled_axes_with_ticks(reference_fast):
         assert [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
         assert [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
     assert "Glorot (Xavier)" in [ax.get_title() for ax in fig.axes]
+    n_train = len(plots.series(check, "boundary.good").meta["points"])
+    assert n_train == 100  # the [circle] n_train of the default lab
+    for ax in fig.axes:
+        shown = sum(len(c.get_offsets()) for c in ax.collections if c.get_label().startswith("class "))
+        assert shown == n_train, (ax.get_title(), shown)
     plt.close(fig)
 
 
