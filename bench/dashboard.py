@@ -28,7 +28,7 @@ from grader.catalog import CATALOG
 from service.dashboard.grades import section_columns
 from service.db import Database
 from service.migrate import upgrade
-from service.models import Assignment, Instructor, ManualGrade, Status, Student, Submission, utcnow
+from service.models import Answer, Assignment, Instructor, ManualGrade, Status, Student, Submission, utcnow
 from service.roster import RosterRow, import_roster
 from service.security import hash_password
 
@@ -37,13 +37,14 @@ GOAL_P99_MS = 300.0
 
 
 def build_course(db_url: str, students: int = 500, submissions: int = 5000, assignment: str = "init-reg",
-                 seed: int = 0) -> dict:  # fmt: skip
+                 seed: int = 0, answered: float = 0.0) -> dict:  # fmt: skip
     """A course in the database at `db_url` (migrated here): the instructor INSTRUCTOR (made once), `students`
     students on the roster of `assignment` (made unless it exists: the built-in lab) with tokens, and
     `submissions` submissions spread over them (at least one each while there are enough), most graded with
     check_scores and section_scores as a worker stores them (a fifth of the points lost at random), some failed
     (with a summary), a few queued or running, about one in twenty graded with the fast budgets; half the
-    students have manual grades of some written questions. Returns what a benchmark needs: {"assignment",
+    students have manual grades of some written questions; with `answered`, that share of the students submitted
+    written answers (most questions each). Returns what a benchmark needs: {"assignment",
     "students", "submissions", "student_pk", "student_id", "token" (that student's API and portal token),
     "email", "password" (the instructor's login)}."""
     rng = random.Random(seed)
@@ -121,6 +122,11 @@ def build_course(db_url: str, students: int = 500, submissions: int = 5000, assi
                       for pk in order[::2] for q in questions if rng.random() < 0.7]  # fmt: skip
             if grades:
                 s.execute(insert(ManualGrade), grades)
+            texts = [{"student_pk": pk, "assignment_id": assignment, "question_id": q.id, "draft": "",
+                      "saved_at": now, "text": f"An answer to {q.title}. " * 12, "submitted_at": now, "late": False}
+                     for pk in order if rng.random() < answered for q in questions if rng.random() < 0.8]  # fmt: skip
+            if texts:
+                s.execute(insert(Answer), texts)
     first = issued[0]
     return {"assignment": assignment, "students": students, "submissions": submissions,
             "student_pk": pks[first.student_id], "student_id": first.student_id, "token": first.token,
@@ -217,9 +223,9 @@ def bench_dashboard(quick: bool) -> Row:
         folder = Path(tmp)
         db_url = f"sqlite:///{folder / 'course.sqlite'}"
         t0 = time.perf_counter()
-        big = build_course(db_url, students=students, submissions=subs, assignment="init-reg", seed=1)
+        big = build_course(db_url, students=students, submissions=subs, assignment="init-reg", seed=1, answered=0.6)
         small = build_course(db_url, students=students // 10, submissions=subs // 10, assignment="small-course",
-                             seed=2)  # fmt: skip
+                             seed=2, answered=0.6)  # fmt: skip
         built = time.perf_counter() - t0
         api, url = serve(db_url, folder)
         try:
@@ -264,7 +270,7 @@ def bench_dashboard(quick: bool) -> Row:
         f"One SQLite file made by `bench.dashboard.build_course` ({built:.1f} s): the {students}-student course on "
         f"the built-in lab (8 scored checks, 4 sections, 5 written questions) with {subs:,} submissions, 88% graded "
         "with check_scores and section_scores as a worker stores them (5% of them with the fast budgets), 8% failed "
-        "with a summary, 4% queued or running, manual grades "
+        "with a summary, 4% queued or running, written answers from 60% of the students, manual grades "
         f"for half the students; and a {students // 10}-student course with {subs // 10:,}. One `labgrader serve` "
         f"process (uvicorn) on loopback; one httpx client logged in as an instructor requests the two pages in "
         f"turn, {requests} times each after 5 warm-up rounds, on this machine's {os.cpu_count()} CPUs (shared).",
@@ -283,5 +289,5 @@ def bench_dashboard(quick: bool) -> Row:
 if __name__ == "__main__":  # a profile of the page: python -m bench.dashboard
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'course.sqlite'}"
-        build_course(url)
+        build_course(url, answered=0.6)
         print(profile_in_process(url, "init-reg"))

@@ -81,7 +81,7 @@ def generic_csv(
         manual = [_points(g.points if (g := r.manual.get(q.id)) else None) for q in questions]
         w.writerow([
             r.student.student_id, r.student.name, r.student.email or "", r.status, _yes(r.live),
-            _yes(bool(sub and sub.fast)), _yes(bool(sub and sub.late)), len(r.submissions),
+            _yes(bool(sub and sub.fast)), _yes(bool(sub and sub.late)), r.count,
             sub.created_at.isoformat() if sub else "", sub.id if sub else "", _points(r.export_score),
             _points(sub.score if sub else None), _points(r.manual_points),
             _points(export_max(sub.max_score if sub else None, r.manual_max)), *parts, *checks, *manual,

@@ -5,13 +5,13 @@ dashboard offers."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache, cached_property, lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, and_, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session, lazyload, load_only
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -72,11 +72,14 @@ PENDING = (Status.queued, Status.running)
 
 @dataclass
 class Row:
-    """A student of the roster: their submissions (newest first), the one that counts, the one an export takes
-    (`graded`, see graded_submission) and their manual grades of the written answers ({question id: grade})."""
+    """A student of the roster: how many submissions they made and whether one waits or runs, the one that counts,
+    the one an export takes (`graded`, see graded_submission), their manual grades of the written answers
+    ({question id: grade}); on the student page (grade_table with student_pk) every submission, newest first."""
 
     student: Student
-    submissions: list[Submission] = field(default_factory=list)  # the table's: plain rows of LIGHT columns
+    submissions: list[Submission] = field(default_factory=list)  # the student page's only; empty in the table
+    count: int = 0  # submissions of the student
+    live: bool = False  # whether the row changes by itself (a submission of the student's waits or runs)
     counted: Submission | None = None
     graded: Submission | None = None
     manual: dict[str, ManualGrade] = field(default_factory=dict)
@@ -91,12 +94,6 @@ class Row:
     @property
     def status(self) -> str:
         return self.counted.status.value if self.counted else "not submitted"
-
-    @cached_property
-    def live(self) -> bool:
-        """Whether the row changes by itself (something of the student's waits or runs); read once the row is
-        complete (grade_table's rows are)."""
-        return any(s.status in PENDING for s in self.submissions)
 
     @property
     def auto_score(self) -> float | None:
@@ -217,12 +214,11 @@ def manual_max(assignment: Assignment) -> float:
     return _manual_max(assignment.config_path)
 
 
-# What the table needs of every submission; the other columns only for the counted and the exported ones.
-LIGHT = (Submission.id, Submission.student_pk, Submission.created_at, Submission.status, Submission.score)
-# What the table, the overview and the exports read of those (any other column raises: no query per row); the
-# JSON columns come as text, parsed through _parsed.
-WHOLE = (*LIGHT, Submission.assignment_id, Submission.max_score, Submission.late, Submission.fast,
-         Submission.progress, Submission.step, Submission.report_path, Submission.generation)  # fmt: skip
+# What the table, the overview and the exports read of the counted and exported submissions (any other column
+# raises: no query per row); the JSON columns come as text, parsed through _parsed.
+WHOLE = (Submission.id, Submission.student_pk, Submission.created_at, Submission.status, Submission.score,
+         Submission.assignment_id, Submission.max_score, Submission.late, Submission.fast, Submission.progress,
+         Submission.step, Submission.report_path, Submission.generation)  # fmt: skip
 
 
 @lru_cache(maxsize=20_000)
@@ -240,11 +236,11 @@ def _json(value: str | dict | None) -> dict | None:
 def grade_table(
     session: Session, assignment: Assignment, student_pk: int | None = None, student_pks: Iterable[int] | None = None
 ) -> list[Row]:
-    """The roster's rows (or one student's, or some students'), in five queries whatever their number (one more
-    per 2,000 students): students; their submissions' LIGHT columns (plain rows: id, student_pk, created_at, status,
-    score); the counted and exported submissions as whole objects; the manual grades; and which questions each
-    student answered (only for an assignment with written questions). For one student
-    (`student_pk`, the student page) every submission is a whole object."""
+    """The roster's rows (or one student's, or some students'), in four queries whatever their number: students;
+    the counted and exported submissions as whole objects, picked in SQL (_picked: with each student's count of
+    submissions and whether one waits or runs); the manual grades; and which questions each student answered (only
+    for an assignment with written questions). For one student (`student_pk`, the student page) every submission
+    is loaded, and picked by counted_submission and graded_submission."""
     query = (
         select(Student)
         .join(Enrollment, Enrollment.student_pk == Student.id)
@@ -258,53 +254,87 @@ def grade_table(
     rows = {s.id: Row(s, manual_max=manual_max(assignment)) for s in session.scalars(query)}
     if not rows:
         return []
-    where = [Submission.assignment_id == assignment.id]
-    if one or student_pks is not None:
-        where.append(Submission.student_pk.in_(list(rows)))  # else every submission of the assignment
+    some = list(rows) if one or student_pks is not None else None  # else the whole roster: no IN list
     if one:
-        subs = session.scalars(select(Submission).where(*where).options(lazyload(Submission.student)))
-    else:
-        subs = session.execute(select(*LIGHT).where(*where))
-    for sub in subs:
-        if sub.student_pk in rows:
-            rows[sub.student_pk].submissions.append(sub)
-    for row in rows.values():
-        row.submissions.sort(key=lambda s: s.created_at, reverse=True)
+        row = rows[student_pk]
+        query = select(Submission).where(Submission.assignment_id == assignment.id, Submission.student_pk == student_pk)
+        row.submissions = sorted(session.scalars(query.options(lazyload(Submission.student))),
+                                 key=lambda s: s.created_at, reverse=True)  # fmt: skip
+        row.count, row.live = len(row.submissions), any(s.status in PENDING for s in row.submissions)
         row.counted = counted_submission(row.submissions, assignment.counting)
         row.graded = graded_submission(row.submissions, assignment.counting)
-    if not one:
-        wanted = sorted({s.id for r in rows.values() for s in (r.counted, r.graded) if s is not None})
-        whole: dict[str, Submission] = {}
-        for chunk in _chunks(wanted, 2000):
-            query = select(Submission, cast(Submission.check_scores, Text), cast(Submission.section_scores, Text))
-            options = (lazyload(Submission.student), load_only(*WHOLE, raiseload=True))
-            for sub, checks, sections in session.execute(query.where(Submission.id.in_(chunk)).options(*options)):
-                set_committed_value(sub, "check_scores", _json(checks))
-                set_committed_value(sub, "section_scores", _json(sections))
-                whole[sub.id] = sub
-        for row in rows.values():
-            row.counted = whole.get(row.counted.id) if row.counted is not None else None
-            row.graded = whole.get(row.graded.id) if row.graded is not None else None
+    else:
+        _picked(session, assignment, rows, some)
     grades = select(ManualGrade).where(ManualGrade.assignment_id == assignment.id)
-    if one or student_pks is not None:
-        grades = grades.where(ManualGrade.student_pk.in_(list(rows)))
+    if some is not None:
+        grades = grades.where(ManualGrade.student_pk.in_(some))
     for g in session.scalars(grades):
         if g.student_pk in rows:
             rows[g.student_pk].manual[g.question_id] = g
     if manual_max(assignment):
         answered = select(Answer.student_pk, Answer.question_id).where(
             Answer.assignment_id == assignment.id, Answer.text.is_not(None))  # fmt: skip
-        if one or student_pks is not None:
-            answered = answered.where(Answer.student_pk.in_(list(rows)))
+        if some is not None:
+            answered = answered.where(Answer.student_pk.in_(some))
         for pk, question_id in session.execute(answered):
             if pk in rows:
                 rows[pk].answered.add(question_id)
     return list(rows.values())
 
 
-def _chunks(items: list, n: int) -> Iterator[list]:
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
+def _picked(session: Session, assignment: Assignment, rows: dict[int, Row], some: list[int] | None) -> None:
+    """Fills count, live, counted and graded of the rows in one query: window functions over each student's
+    submissions rank them as counted_submission and graded_submission would pick them (latest; best graded, else
+    latest; latest or best holding a grade; the best ones only with counting 'best'), and only the picked ones come
+    back, as whole objects (WHOLE)."""
+    holds = and_(Submission.score.is_not(None), Submission.status.in_((Status.done, *PENDING)))  # has_grade
+    done = and_(Submission.score.is_not(None), Submission.status == Status.done)
+    by_student = Submission.student_pk
+
+    def rank(*order):
+        return func.row_number().over(partition_by=by_student, order_by=order)
+
+    newest = Submission.created_at.desc()
+    best = assignment.counting == "best"
+    where = [Submission.assignment_id == assignment.id]
+    if some is not None:
+        where.append(Submission.student_pk.in_(some))
+    ranks = select(
+        Submission.id.label("id"),
+        func.count().over(partition_by=by_student).label("n"),
+        func.max(case((Submission.status.in_(PENDING), 1), else_=0)).over(partition_by=by_student).label("live"),
+        (func.max(case((done, 1), else_=0)).over(partition_by=by_student) if best else literal(0)).label("any_done"),
+        case((done, 1), else_=0).label("done"),
+        case((holds, 1), else_=0).label("holds"),
+        rank(newest).label("latest"),
+        (rank(case((done, 0), else_=1), Submission.score.desc(), newest) if best else literal(0)).label("best_done"),
+        (rank(case((holds, 0), else_=1), Submission.score.desc(), newest) if best
+         else rank(case((holds, 0), else_=1), newest)).label("graded"),
+    ).where(*where).subquery()  # fmt: skip
+    query = (
+        select(Submission, cast(Submission.check_scores, Text), cast(Submission.section_scores, Text), ranks.c.n,
+               ranks.c.live, ranks.c.any_done, ranks.c.done, ranks.c.holds, ranks.c.latest, ranks.c.best_done,
+               ranks.c.graded)
+        .join(ranks, ranks.c.id == Submission.id)
+        .where(or_(ranks.c.latest == 1, ranks.c.graded == 1, and_(ranks.c.best_done == 1, ranks.c.done == 1)))
+        .options(lazyload(Submission.student), load_only(*WHOLE, raiseload=True))
+    )  # fmt: skip
+    for sub, checks, sections, n, live, any_done, is_done, holds_grade, latest, best_done, graded in session.execute(
+        query
+    ):
+        row = rows.get(sub.student_pk)
+        if row is None:
+            continue
+        set_committed_value(sub, "check_scores", _json(checks))
+        set_committed_value(sub, "section_scores", _json(sections))
+        row.count, row.live = n, bool(live)
+        if best and any_done:
+            if best_done == 1 and is_done:
+                row.counted = sub
+        elif latest == 1:
+            row.counted = sub
+        if graded == 1 and holds_grade:
+            row.graded = sub
 
 
 def select_rows(
@@ -327,7 +357,7 @@ def select_rows(
         "student_id": lambda r: r.student.student_id,
         "total": lambda r: r.total,
         "written": lambda r: r.manual_points,
-        "submissions": lambda r: len(r.submissions),
+        "submissions": lambda r: r.count,
         "status": lambda r: r.status,
         "submitted": lambda r: r.counted.created_at if r.counted else None,
     }
