@@ -199,4 +199,5 @@ def test_the_report_renders_odd_content_quickly_on_few_pages(tmp_path):
     t0 = time.perf_counter()
     text, pages = pdf_text(render_pdf(result, tmp_path / "report.pdf"))
     assert time.perf_counter() - t0 < 30 and pages < 20, pages
-    assert "still runs 1 normalization layer(s) (Norm Norm" in text and not CONTROL.search(text)
+    words = " ".join(text.split())  # the verdict wraps in its table cell: compare words, not lines
+    assert "still runs 1 normalization layer(s) (Norm Norm" in words and not CONTROL.search(text)

@@ -191,21 +191,21 @@ def test_a_stored_result_names_only_the_drawing_functions_of_the_report(referenc
 
 
 # -- the figures as a student reads them ------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def drawn_results(reference_fast, tmp_path_factory):
-    """Every figure of three real gradings: the reference, He init with fan_out (a failing item), and a file that
-    raises at import (no figures at all, which must not trip anything either)."""
+@pytest.fixture(scope="module", params=[pytest.param(False, id="reference"),
+                                        pytest.param(True, id="buggy", marks=pytest.mark.slow)])  # fmt: skip
+def drawn_results(request, reference_fast, tmp_path_factory):
+    """Every figure of real gradings: the reference and a file that raises at import (no figures at all, which
+    must not trip anything either); in the full suite also He init with fan_out (a failing item: a grading of its
+    own, 15-50 s)."""
     from bugs import BUGS
     from conftest import graded_fast
 
     folder = tmp_path_factory.mktemp("plots")
     broken = folder / "broken.py"
     broken.write_text("raise RuntimeError('the submission fails at import')\n")
-    results = {
-        "reference": reference_fast,
-        "he_fan_out": graded_fast(BUGS["he_fan_out"].write(folder / "he_fan_out.py")),
-        "raises_at_import": graded_fast(broken),
-    }
+    results = {"reference": reference_fast, "raises_at_import": graded_fast(broken)}
+    if request.param:
+        results["he_fan_out"] = graded_fast(BUGS["he_fan_out"].write(folder / "he_fan_out.py"))
     return results
 
 
