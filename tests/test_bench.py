@@ -83,6 +83,7 @@ def test_bench_scaling_on_one_cpu_says_what_it_needs():
     assert "run it on a machine with 2 or more" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow  # a benchmark run (fresh processes that import torch)
 def test_bench_api_import_quick_measures_a_light_app():
     done = subprocess.run([sys.executable, "-m", "bench.api_import", "--quick"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)  # fmt: skip

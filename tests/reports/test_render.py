@@ -42,6 +42,7 @@ def test_summary_links_to_sections(reference_fast):
         assert f'href="#{check.id}"' in html and f'id="{check.id}"' in html
 
 
+@pytest.mark.slow  # renders the reference report a second time (~15 s)
 def test_same_result_renders_the_same_content(reference_fast, reference_pdf, tmp_path):
     assert render_html(reference_fast) == render_html(reference_fast)
     again = render_pdf(reference_fast, tmp_path / "again.pdf")

@@ -17,6 +17,7 @@ from .test_service_api import submit
 REFERENCE = Path(__file__).resolve().parents[2] / "examples" / "reference_solution.py"
 
 
+@pytest.mark.slow  # a real grading of the reference (~11 s)
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_progress_of_a_real_grading_never_goes_down(client, db, settings, monkeypatch):
     add_tiny_assignment(db)

@@ -196,9 +196,12 @@ def test_exports_and_overview(client, db, settings, prof):
     assert [(r["student_id"], r["score"], r["status"], r["loss_at_init"]) for r in rows] == [
         ("s0", "80", "done", "10"), ("s1", "30", "done", "0"), ("s2", "", "not submitted", "")]  # fmt: skip
     moodle = client.get("/dashboard/assignments/init-reg/export.csv?format=moodle").text.splitlines()
-    assert moodle == ["ID number,Email address,Full name,Initialization & regularization",
-                      "s0,s0@example.org,Student s0,80", "s1,,Student s1,30",
-                      "s2,,Student s2,"]  # fmt: skip (every roster row; no graded submission: an empty cell)
+    assert moodle == [
+        "ID number,Email address,Full name,Initialization & regularization",
+        "s0,s0@example.org,Student s0,80",
+        "s1,,Student s1,30",
+        "s2,,Student s2,",
+    ]  # fmt: skip (every roster row; no graded submission: an empty cell)
     z = zipfile.ZipFile(io.BytesIO(client.get("/dashboard/assignments/init-reg/reports.zip").content))
     assert sorted(z.namelist()) == ["s0_Student_s0.pdf", "s1_Student_s1.pdf"]
     assert z.read("s1_Student_s1.pdf") == b"%PDF-1.7 report of s1"
